@@ -1,0 +1,109 @@
+"""Route locations and 100 m segments (MLIT: 距離標 + 追加距離, 上り / 下り).
+
+A location on a route is a 距離標 (kilometre post, km from the route's legal start point) plus
+the metres past it (追加距離). Posts are not exactly 1000 m apart, so segments restart at every
+post: offsets 0, 100, 200, ... and the last segment of a post interval runs to the next post
+(a remainder shorter than half a step is merged into the segment before it).
+
+Segment keys name the segment's end nearer the route's start point (起点側) in both directions;
+the direction is part of the key. 上り = toward the start point (decreasing km), 下り = away.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from pavement.diagnosis import Category
+from pavement.errors import ConfigError
+
+SEGMENT_STEP_M = 100.0
+
+
+class Direction(StrEnum):
+    UP = "上り"  # toward the route's start point, decreasing km
+    DOWN = "下り"  # away from the start point, increasing km
+    UNKNOWN = "不明"  # no route ledger: segmented by distance along the track
+
+
+@dataclass(frozen=True, order=True)
+class SegmentKey:
+    """Identity of one segment: route, direction, 距離標 (km) + 追加距離 (m) of its 起点側 end."""
+
+    route_no: str
+    direction: Direction
+    kp_km: float
+    offset_m: float
+    length_m: float = SEGMENT_STEP_M
+
+    def __post_init__(self) -> None:
+        if self.length_m <= 0 or self.offset_m < 0:
+            raise ConfigError(
+                f"segment needs offset_m >= 0 and length_m > 0, got {self.offset_m}, {self.length_m}"
+            )
+
+    @property
+    def label(self) -> str:
+        """Human form, e.g. ``3 下り 12km+300m``."""
+        return f"{self.route_no} {self.direction} {self.kp_km:g}km+{self.offset_m:.0f}m"
+
+
+def segment_bounds(
+    offset_m: float, post_interval_m: float, step_m: float = SEGMENT_STEP_M
+) -> tuple[float, float]:
+    """(start offset, length) in metres of the segment holding ``offset_m`` past a post whose
+    next post is ``post_interval_m`` further on."""
+    if post_interval_m <= 0 or step_m <= 0:
+        raise ConfigError(f"post interval and step must be positive, got {post_interval_m}, {step_m}")
+    if not 0 <= offset_m <= post_interval_m:
+        raise ConfigError(
+            f"offset {offset_m:.1f} m lies outside the post interval of {post_interval_m:.1f} m"
+        )
+    n_full = math.floor(post_interval_m / step_m + 1e-9)
+    remainder = post_interval_m - n_full * step_m
+    n_segments = n_full + (1 if remainder >= step_m / 2 else 0)
+    n_segments = max(n_segments, 1)
+    index = min(int(offset_m // step_m), n_segments - 1)
+    start = index * step_m
+    end = post_interval_m if index == n_segments - 1 else start + step_m
+    return start, end - start
+
+
+@dataclass(frozen=True)
+class RoutePosition:
+    """A point placed on a route."""
+
+    route_no: str
+    direction: Direction
+    kp_km: float  # the 距離標 at or before the point (in km order)
+    offset_m: float  # 追加距離 past that post
+    chainage_m: float  # distance from the route's start point along the ledger centreline
+
+
+@dataclass(frozen=True)
+class SegmentMetrics:
+    """Indicators of one segment; None = not measured (never a guess)."""
+
+    crack_ratio_pct: float | None = None
+    rut_depth_mm: float | None = None
+    rut_depth_max_mm: float | None = None
+    iri_mm_per_m: float | None = None
+    pothole_count: int = 0
+    mci: float | None = None
+    category: Category | None = None
+    coverage_pct: float | None = None
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A 100 m segment of one run: key, end points (WGS84 lat/lon), frames and metrics."""
+
+    key: SegmentKey
+    start_lat: float
+    start_lon: float
+    end_lat: float
+    end_lon: float
+    partial: bool = False
+    frame_indices: tuple[int, ...] = ()
+    metrics: SegmentMetrics = field(default_factory=SegmentMetrics)
