@@ -1,0 +1,262 @@
+"""様式A (the MLIT pavement inspection record sheet): one row per 100 m segment and lane.
+
+Template-driven: the writer reads a template workbook whose first sheet has the data type of
+each column in row 1 (テキスト / 数値 / リストから選択) and the column names in row 2, with
+data-validation lists on the list columns. Fields are mapped by header name (``FIELD_BY_HEADER``),
+so the official workbook of any version can be dropped in: unknown headers stay blank (and are
+reported), and a value outside a column's list is an ``ExportError`` naming the column.
+
+``segments_to_form_rows`` is the pure converter; ``write_form_xlsx`` the thin writer.
+The project's default template (``templates/form_a_default.xlsx``) is made by
+``templates/make_form_a_template.py``; its later columns (after the start point) are not
+confirmed from an official source.
+"""
+
+from __future__ import annotations
+
+import logging
+import unicodedata
+import zipfile
+from dataclasses import dataclass, fields
+from datetime import date
+from pathlib import Path
+
+from pavement.diagnosis import Category
+from pavement.errors import ExportError
+from pavement.segments import Segment
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TEMPLATE = Path(__file__).parent / "templates" / "form_a_default.xlsx"
+HEADER_ROW = 2
+FIRST_DATA_ROW = 3
+
+#: Roman numerals as the MLIT forms print them.
+CATEGORY_LABEL = {Category.I: "Ⅰ", Category.II: "Ⅱ", Category.III: "Ⅲ"}
+
+
+@dataclass(frozen=True)
+class FormContext:
+    """What the segments do not know: the office, the road's ledger data, the inspection."""
+
+    regional_bureau: str = ""  # 地整
+    office_no: int | None = None  # 事務所番号
+    office: str = ""  # 事務所
+    branch_no: int | None = None  # 出張所番号
+    branch: str = ""  # 出張所
+    prefecture: str = ""  # 都道府県
+    prefecture_or_city: str = ""  # 都道府県・政令市
+    road_status: str = "現道"  # 現道・旧道・新道
+    route_name: str = ""  # 路線名
+    road_class: str = "B"  # 分類 A or B
+    municipality: str = ""  # 市町村 (start and end, when not known per segment)
+    lane_code: int = 1  # 車線; 91 = whole carriageway
+    pavement_type: str = "アスファルト"
+    inspection_date: date | None = None
+    inspection_method: str = "スマートフォン動画解析"
+
+
+@dataclass(frozen=True)
+class FormRow:
+    """One 様式A row: every value already in the form's units and codes."""
+
+    regional_bureau: str
+    office_no: int | None
+    office: str
+    branch_no: int | None
+    branch: str
+    prefecture: str
+    prefecture_or_city: str
+    route_no: str
+    road_status: str
+    route_name: str
+    road_class: str
+    start_municipality: str
+    start_kp_km: float
+    start_offset_m: float
+    start_lat: float
+    start_lon: float
+    end_municipality: str
+    end_kp_km: float
+    end_offset_m: float
+    end_lat: float
+    end_lon: float
+    direction: str
+    lane_code: int
+    pavement_type: str
+    inspection_date: str
+    inspection_method: str
+    crack_ratio_pct: float | None
+    rut_depth_mm: float | None
+    iri_mm_per_m: float | None
+    category: str | None
+    action: str
+    photo_no: str
+    remarks: str
+
+
+#: Header name (as in row 2 of the template) -> FormRow field.
+FIELD_BY_HEADER: dict[str, str] = {
+    "地整": "regional_bureau",
+    "事務所番号": "office_no",
+    "事務所": "office",
+    "出張所番号": "branch_no",
+    "出張所": "branch",
+    "都道府県": "prefecture",
+    "都道府県・政令市": "prefecture_or_city",
+    "路線番号": "route_no",
+    "現道・旧道・新道 区分": "road_status",
+    "路線名": "route_name",
+    "分類 (AorB)": "road_class",
+    "市町村(起点)": "start_municipality",
+    "距離標(起点)": "start_kp_km",
+    "距離標からの追加距離(起点)": "start_offset_m",
+    "緯度(起点)": "start_lat",
+    "経度(起点)": "start_lon",
+    "市町村(終点)": "end_municipality",
+    "距離標(終点)": "end_kp_km",
+    "距離標からの追加距離(終点)": "end_offset_m",
+    "緯度(終点)": "end_lat",
+    "経度(終点)": "end_lon",
+    "上下": "direction",
+    "車線": "lane_code",
+    "舗装種別": "pavement_type",
+    "点検年月日": "inspection_date",
+    "点検方法": "inspection_method",
+    "ひび割れ率(%)": "crack_ratio_pct",
+    "わだち掘れ量(mm)": "rut_depth_mm",
+    "IRI(mm/m)": "iri_mm_per_m",
+    "診断区分": "category",
+    "措置": "action",
+    "写真番号": "photo_no",
+    "備考": "remarks",
+}
+
+
+def _normalise_header(text: object) -> str:
+    """NFKC folds full-width brackets and digits; whitespace is not significant."""
+    return "".join(unicodedata.normalize("NFKC", str(text or "")).split())
+
+
+_FIELD_BY_NORMALISED = {_normalise_header(k): v for k, v in FIELD_BY_HEADER.items()}
+
+
+def _round(value: float | None, ndigits: int) -> float | None:
+    return None if value is None else round(value, ndigits)
+
+
+def segments_to_form_rows(segments: list[Segment], context: FormContext) -> list[FormRow]:
+    """One row per segment, in route / direction / 距離標 order; the end point is the start of
+    the next 100 m (距離標 + 追加距離 + length)."""
+    rows = []
+    for seg in sorted(segments, key=lambda s: s.key):
+        k, m = seg.key, seg.metrics
+        remarks = ["区間の一部のみ走行"] if seg.partial else []
+        if m.coverage_pct is not None and m.coverage_pct < 50:
+            remarks.append(f"調査範囲 {m.coverage_pct:.0f}%")
+        if m.pothole_count:
+            remarks.append(f"ポットホール {m.pothole_count} 箇所")
+        rows.append(
+            FormRow(
+                regional_bureau=context.regional_bureau,
+                office_no=context.office_no,
+                office=context.office,
+                branch_no=context.branch_no,
+                branch=context.branch,
+                prefecture=context.prefecture,
+                prefecture_or_city=context.prefecture_or_city,
+                route_no=k.route_no,
+                road_status=context.road_status,
+                route_name=context.route_name,
+                road_class=context.road_class,
+                start_municipality=context.municipality,
+                start_kp_km=k.kp_km,
+                start_offset_m=round(k.offset_m, 1),
+                start_lat=round(seg.start_lat, 6),
+                start_lon=round(seg.start_lon, 6),
+                end_municipality=context.municipality,
+                end_kp_km=k.kp_km,
+                end_offset_m=round(k.offset_m + k.length_m, 1),
+                end_lat=round(seg.end_lat, 6),
+                end_lon=round(seg.end_lon, 6),
+                direction=str(k.direction),
+                lane_code=context.lane_code,
+                pavement_type=context.pavement_type,
+                inspection_date=context.inspection_date.isoformat() if context.inspection_date else "",
+                inspection_method=context.inspection_method,
+                crack_ratio_pct=_round(m.crack_ratio_pct, 1),
+                rut_depth_mm=_round(m.rut_depth_mm, 1),
+                iri_mm_per_m=_round(m.iri_mm_per_m, 2),
+                category=CATEGORY_LABEL[m.category] if m.category else None,
+                action="",
+                photo_no=",".join(str(i) for i in seg.frame_indices[:3]),
+                remarks="、".join(remarks),
+            )
+        )
+    return rows
+
+
+def _validation_lists(sheet) -> dict[int, list[str]]:
+    """Column index -> allowed values, from the sheet's list data validations (inline lists)."""
+    from openpyxl.utils.cell import range_boundaries
+
+    lists: dict[int, list[str]] = {}
+    for dv in sheet.data_validations.dataValidation:
+        if dv.type != "list" or not dv.formula1 or not dv.formula1.startswith('"'):
+            continue  # lists that refer to cell ranges are not checked here
+        allowed = [v.strip() for v in dv.formula1.strip('"').split(",")]
+        for cell_range in str(dv.sqref).split():
+            min_col, _, max_col, _ = range_boundaries(cell_range)
+            for col in range(min_col, max_col + 1):
+                lists[col] = allowed
+    return lists
+
+
+def write_form_xlsx(rows: list[FormRow], path: Path, template: Path = DEFAULT_TEMPLATE) -> list[str]:
+    """Fill a copy of ``template`` with ``rows`` from row 3 and save it to ``path``.
+
+    Returns the template headers that have no field (left blank). Raises ``ExportError`` for a
+    missing or malformed template, a value outside a column's list, or an unwritable path.
+    """
+    try:
+        import openpyxl
+    except ImportError as exc:  # pragma: no cover - openpyxl is a base dependency
+        raise ImportError("writing 様式A needs openpyxl: pip install openpyxl") from exc
+
+    try:
+        book = openpyxl.load_workbook(template)
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise ExportError(f"cannot read the 様式A template {template}: {exc}") from exc
+    sheet = book.worksheets[0]
+    headers = [cell.value for cell in sheet[HEADER_ROW]]
+    columns = {i + 1: _FIELD_BY_NORMALISED.get(_normalise_header(h)) for i, h in enumerate(headers) if h}
+    if not any(columns.values()):
+        raise ExportError(
+            f"template {template} has no known column names in row {HEADER_ROW} "
+            f"(found {[h for h in headers if h][:5]}...); row 2 must hold the 様式A headers"
+        )
+    unknown = [str(headers[c - 1]) for c, f in columns.items() if f is None]
+    if unknown:
+        logger.warning("様式A template columns left blank (no field for them): %s", ", ".join(unknown))
+    allowed = _validation_lists(sheet)
+    for r, row in enumerate(rows, start=FIRST_DATA_ROW):
+        for col, field in columns.items():
+            if field is None:
+                continue
+            value = getattr(row, field)
+            if value is not None and col in allowed and str(value) not in allowed[col]:
+                raise ExportError(
+                    f"様式A column '{headers[col - 1]}' allows {allowed[col]}, got {value!r} in row {r}; "
+                    "adjust the value mapping or the template's list"
+                )
+            sheet.cell(row=r, column=col, value=value)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        book.save(path)
+    except OSError as exc:
+        raise ExportError(f"cannot write {path}: {exc}") from exc
+    return unknown
+
+
+def form_row_field_names() -> list[str]:
+    return [f.name for f in fields(FormRow)]
