@@ -107,3 +107,5 @@ class Segment:
     partial: bool = False
     frame_indices: tuple[int, ...] = ()
     metrics: SegmentMetrics = field(default_factory=SegmentMetrics)
+    #: (lon, lat) vertices along the segment; empty = the straight line from start to end.
+    coordinates: tuple[tuple[float, float], ...] = ()
