@@ -7,6 +7,7 @@
     │   ├── VideoUnreadable     video missing, corrupt, truncated or of an unknown codec
     │   ├── GpsTrackError       GPS log empty, unparsable, no overlap with the video, ...
     │   ├── RouteLedgerError    route ledger without 距離標 calibration points, bad geometry, ...
+    │   ├── AccelerometerError  accelerometer log unreadable, too slow, without gravity, ...
     │   └── ImageUnreadable     an image file that cannot be decoded
     ├── ConfigError             an invalid parameter (negative length, unknown class, ...)
     ├── CalibrationError        camera profile or mount that cannot be used
@@ -35,6 +36,10 @@ class GpsTrackError(InputError):
 
 class RouteLedgerError(InputError):
     """A route ledger (centrelines with 距離標) that cannot be used."""
+
+
+class AccelerometerError(InputError):
+    """An accelerometer log that cannot be used."""
 
 
 class ImageUnreadable(InputError):
