@@ -1,0 +1,136 @@
+"""``pavement synth`` end to end, at a small size so that it stays fast."""
+
+import csv
+import json
+import subprocess
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from pavement.camera import CameraProfile
+from tests.conftest import pavement_cli
+
+FILES = (
+    "video.mp4",
+    "gps.gpx",
+    "gps.csv",
+    "accel.csv",
+    "route.geojson",
+    "camera.json",
+    "truth.json",
+    "synth_report.json",
+)
+
+
+def _synth(*args: str) -> subprocess.CompletedProcess:
+    return pavement_cli("synth", *args)
+
+
+@pytest.fixture
+def run(synth_run: Path) -> Path:
+    return synth_run
+
+
+def test_writes_every_file(run):
+    for name in FILES:
+        assert (run / name).stat().st_size > 0, name
+
+
+def test_video_decodes_with_one_frame_per_truth_frame(run):
+    truth = json.loads((run / "truth.json").read_text())
+    with av.open(str(run / "video.mp4")) as container:
+        stream = container.streams.video[0]
+        assert (stream.codec_context.name, stream.width, stream.height) == ("h264", 320, 180)
+        creation = container.metadata["creation_time"]
+        times = [f.time for f in container.decode(video=0)]
+    assert len(times) == len(truth["frames"]) == truth["run"]["n_frames"]
+    assert np.allclose(times, [f["t_s"] for f in truth["frames"]], atol=1e-3)
+    assert creation.startswith(truth["video_creation_time"][:19]) and creation.endswith("Z")
+
+
+def test_truth_has_every_field(run):
+    truth = json.loads((run / "truth.json").read_text())
+    assert truth["seed"] == 7 and 2.0 <= abs(truth["clock_offset_s"]) <= 5.0
+    assert truth["lane_width_m"] == 3.5
+    assert set(truth["vehicle"]) >= {"k1", "k2", "c", "mu"}
+    frame_keys = {
+        "frame_index",
+        "t_s",
+        "lat",
+        "lon",
+        "heading_deg",
+        "speed_mps",
+        "route_no",
+        "direction",
+        "kp_km",
+        "offset_m",
+        "chainage_m",
+    }
+    assert all(frame_keys <= set(f) for f in truth["frames"])
+    assert truth["frames"][0]["direction"] == "下り" and truth["frames"][0]["kp_km"] == 12
+    assert truth["frames"][0]["offset_m"] == pytest.approx(350.0, abs=0.1)
+    assert {"kp_km", "offset_m", "length_m", "rut_depth_mm", "d1_mm", "d2_mm"} <= set(
+        truth["sections_20m"][0]
+    )
+    seg_keys = {
+        "route_no",
+        "direction",
+        "kp_km",
+        "offset_m",
+        "length_m",
+        "partial",
+        "crack_ratio_pct",
+        "rut_depth_mm",
+        "rut_depth_max_mm",
+        "iri_mm_per_m",
+        "pothole_count",
+        "category",
+    }
+    assert truth["segments"] and all(seg_keys <= set(s) for s in truth["segments"])
+    assert [s["offset_m"] for s in truth["segments"]] == [300.0, 400.0, 500.0]
+    assert (
+        {"lat", "lon", "chainage_m", "depth_mm"} <= set(truth["potholes"][0]) if truth["potholes"] else True
+    )
+    nominal = CameraProfile.from_dict(json.loads((run / "camera.json").read_text()))
+    true = CameraProfile.from_dict(truth["camera"])
+    assert nominal.mount.pitch_deg == 12.0 and 1.0 <= abs(true.mount.pitch_deg - 12.0) <= 2.0
+
+
+def test_gps_and_accel_logs(run):
+    rows = list(csv.DictReader((run / "gps.csv").open()))
+    assert list(rows[0])[:7] == ["time", "lat", "lon", "elevation", "accuracy", "bearing", "speed"]
+    assert rows[0]["time"].endswith("Z") and rows[0]["provider"] == "gps"
+    gpx = (run / "gps.gpx").read_text()
+    assert gpx.count("<trkpt ") == len(rows) and "<hdop>" in gpx and "<trkseg>" in gpx
+    acc = np.loadtxt(run / "accel.csv", delimiter=",", skiprows=1)
+    assert (run / "accel.csv").open().readline().strip() == "t_unix_s,ax_mps2,ay_mps2,az_mps2"
+    assert np.allclose(np.diff(acc[:, 0]), 0.01, atol=0.0011)
+    assert 9.0 < np.median(np.linalg.norm(acc[:, 1:], axis=1)) < 10.6
+
+
+def test_route_ledger(run):
+    gj = json.loads((run / "route.geojson").read_text())
+    kinds = [f["properties"]["kind"] for f in gj["features"]]
+    assert kinds.count("centerline") == 1 and kinds.count("kilometer_post") >= 2
+    line = next(f for f in gj["features"] if f["properties"]["kind"] == "centerline")
+    assert line["properties"]["route_no"] == "3" and line["geometry"]["type"] == "LineString"
+    lon, lat = np.array(line["geometry"]["coordinates"]).T
+    assert 40 < lat.min() and lat.max() < 41.6 and 139.8 < lon.min() and lon.max() < 141.7
+
+
+@pytest.mark.parametrize("args", [["--length-m", "-5"], ["--size", "320"], ["--direction", "sideways"]])
+def test_bad_input_prints_one_line_and_exits_1(tmp_path, args):
+    done = _synth("--out", str(tmp_path / "r"), *args)
+    assert done.returncode == 1
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("ConfigError:")
+
+
+def test_unwritable_out_prints_one_line_and_exits_1(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    done = _synth("--out", str(blocker / "run"), "--length-m", "50")
+    assert done.returncode == 1
+    assert len(done.stderr.strip().splitlines()) == 1 and done.stderr.startswith("ExportError:")
