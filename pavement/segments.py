@@ -109,3 +109,39 @@ class Segment:
     metrics: SegmentMetrics = field(default_factory=SegmentMetrics)
     #: (lon, lat) vertices along the segment; empty = the straight line from start to end.
     coordinates: tuple[tuple[float, float], ...] = ()
+
+
+# ---------------------------------------------------------------------------------------------
+# The segments of one run (geotagging): which 100 m segments a run passed, and how completely.
+# ---------------------------------------------------------------------------------------------
+SEGMENT_GEOMETRY_CRS = "EPSG:6668"  # JGD2011 lon/lat (WGS84 to within centimetres in Japan)
+
+
+@dataclass(frozen=True)
+class RunSegment:
+    """A segment as one run saw it: the ``Segment`` (key, ends, partial flag, frames, lon/lat
+    centreline from the 起点側 end in ``coordinates``), its extent along the route's centreline, and
+    the mean location quality of its frames (0-1, see ``pavement.gps_track``)."""
+
+    segment: Segment
+    start_chainage_m: float
+    end_chainage_m: float
+    location_quality: float
+    crs: str = SEGMENT_GEOMETRY_CRS
+
+    @property
+    def key(self) -> SegmentKey:
+        return self.segment.key
+
+    @property
+    def frame_count(self) -> int:
+        return len(self.segment.frame_indices)
+
+
+def covers_segment(
+    start_m: float, end_m: float, covered_from_m: float, covered_to_m: float, tolerance_m: float = 1.0
+) -> bool:
+    """True when a stretch driven [covered_from_m, covered_to_m] (chainage, any order) spans the whole
+    segment [start_m, end_m] to within ``tolerance_m`` at each end; otherwise the run saw it partly."""
+    lo, hi = min(covered_from_m, covered_to_m), max(covered_from_m, covered_to_m)
+    return lo <= start_m + tolerance_m and hi >= end_m - tolerance_m
