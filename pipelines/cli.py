@@ -230,6 +230,10 @@ def synth(
     crf: Annotated[
         int, typer.Option("--crf", help="H.264 quality: 18 = near lossless, 28 = small files.")
     ] = 26,
+    clean: Annotated[
+        bool,
+        typer.Option("--clean", help="No cracks, potholes or patching: a sound road (false-alarm counts)."),
+    ] = False,
 ) -> None:
     """Make a synthetic patrol run with exact ground truth: dash-camera video of a rendered road
     (cracks, potholes, patching, ruts), GPS, accelerometer, route ledger, camera profile, truth.json.
@@ -258,6 +262,7 @@ def synth(
         height_px=int(m[2]),
         direction=directions[direction.strip().lower()],
         crf=crf,
+        surface_damage=not clean,
     )
     columns = (TextColumn("rendering"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, transient=True) as bar:

@@ -60,6 +60,7 @@ class SynthConfig:
     camera_pitch_deg: float = 12.0
     start_kp_km: int = 12  # the run starts at this 距離標 ...
     start_offset_m: float = 350.0  # ... plus this 追加距離
+    surface_damage: bool = True  # False: no cracks, potholes or patching (false-alarm counts)
 
     def __post_init__(self) -> None:
         if not (
@@ -118,7 +119,15 @@ def run_synth(
     route = build_route(spec, rng_route)
     post_m = {p.kp_km: p.chainage_m for p in route.posts}
     run_from, run_to = run_range_m(spec, np.array([post_m.get(k, np.nan) for k in range(max(post_m) + 1)]))
-    scene = build_scene(route, run_from, run_to, config.direction, rng_scene, config.seed)
+    scene = build_scene(
+        route,
+        run_from,
+        run_to,
+        config.direction,
+        rng_scene,
+        config.seed,
+        surface_damage=config.surface_damage,
+    )
 
     intrinsics = CameraIntrinsics.from_fov(config.width_px, config.height_px, config.hfov_deg)
     nominal = CameraProfile(

@@ -689,10 +689,14 @@ def build_scene(
     rng: np.random.Generator,
     seed: int,
     layout: RoadLayout = RoadLayout(),
+    surface_damage: bool = True,
 ) -> Scene:
     """Generate the whole surface of the route window. Spans of the driven lane that the run
     covers (``run_from_m`` .. ``run_to_m`` in chainage, either order) cycle through crack
-    categories I, II, III and rut categories I, II, III (each cycle in a seeded order)."""
+    categories I, II, III and rut categories I, II, III (each cycle in a seeded order).
+
+    ``surface_damage=False`` gives the same road without cracks, potholes and patching (ruts and
+    roughness stay): the clean road that false alarms are counted on."""
     lo, hi = min(run_from_m, run_to_m), max(run_from_m, run_to_m)
     lane = lane_for(direction, layout)
     other = Lane(-lane.sign, layout.lane_width_m, layout.wheel_offset_m)
@@ -723,10 +727,11 @@ def build_scene(
             else:
                 cat = all_cats[int(rng.choice(3, p=[0.5, 0.3, 0.2]))]
                 rut_cat = all_cats[int(rng.choice(3, p=[0.5, 0.3, 0.2]))]
-            c, p, h, target, est = _fill_span(rng, sp, ln, cat)
-            cracks += c
-            patches += p
-            potholes += h
+            c, p, h, target, est = _fill_span(rng, sp, ln, cat)  # drawn either way: same seed, same road
+            if surface_damage:
+                cracks += c
+                patches += p
+                potholes += h
             rut_target = float(rng.uniform(*RUT_TARGET_MM[rut_cat]))
             rut_row.append(rut_target)
             probs = _CLASS_P[cat]

@@ -105,3 +105,16 @@ def test_same_seed_same_scene(generated):
         np.array_equal(c.st_m, d.st_m) for c, d in zip(again.cracks[::97], scene.cracks[::97], strict=True)
     )
     assert [p.depth_mm for p in again.potholes] == [p.depth_mm for p in scene.potholes]
+
+
+def test_clean_road_is_the_same_road_without_surface_damage(generated):
+    scene, a, b = generated
+    rng = np.random.default_rng(11)
+    route = build_route(RouteSpec(length_m=500.0), rng)
+    clean = build_scene(route, a, b, Direction.DOWN, rng, 11, surface_damage=False)
+    assert clean.cracks == () and clean.potholes == () and clean.patches == ()
+    assert len(scene.cracks) > 0
+    # Everything else is drawn the same: ruts, roughness, roadside.
+    assert np.array_equal(clean.ruts.depth_mm, scene.ruts.depth_mm)
+    assert np.array_equal(clean.roughness.left_m, scene.roughness.left_m)
+    assert len(clean.trees) == len(scene.trees)
