@@ -108,7 +108,7 @@ def _segment_iri(
         out[i] = (est.iri_mm_per_m, est.uncertainty_mm_per_m)
     if gain == 1.0:
         warnings.append(
-            "IRI from the default vehicle model, not calibrated for this car (pavement calibrate-vehicle)"
+            "IRI from the default vehicle model: this car is not calibrated, so read the values as indicative"
         )
     return out
 
