@@ -196,6 +196,15 @@ def segments_to_form_rows(segments: list[Segment], context: FormContext) -> list
     return rows
 
 
+def _as_number(text: str) -> int | float | str:
+    """A number column gets a number where the text is one (route 3, not "3"); else the text."""
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return int(number) if number.is_integer() else number
+
+
 def _validation_lists(sheet) -> dict[int, list[str]]:
     """Column index -> allowed values, from the sheet's list data validations (inline lists)."""
     from openpyxl.utils.cell import range_boundaries
@@ -239,11 +248,14 @@ def write_form_xlsx(rows: list[FormRow], path: Path, template: Path = DEFAULT_TE
     if unknown:
         logger.warning("様式A template columns left blank (no field for them): %s", ", ".join(unknown))
     allowed = _validation_lists(sheet)
+    numeric = {c for c in columns if _normalise_header(sheet.cell(row=1, column=c).value) == "数値"}
     for r, row in enumerate(rows, start=FIRST_DATA_ROW):
         for col, field in columns.items():
             if field is None:
                 continue
             value = getattr(row, field)
+            if col in numeric and isinstance(value, str):
+                value = _as_number(value)
             if value is not None and col in allowed and str(value) not in allowed[col]:
                 raise ExportError(
                     f"様式A column '{headers[col - 1]}' allows {allowed[col]}, got {value!r} in row {r}; "

@@ -296,6 +296,12 @@ def process(
         ),
     ] = None,
     no_detect: Annotated[bool, typer.Option("--no-detect", help="Skip damage detection.")] = False,
+    vehicle: Annotated[
+        Path | None,
+        typer.Option(
+            "--vehicle", help="vehicle.json from 'pavement calibrate-vehicle' (IRI gain of this car)."
+        ),
+    ] = None,
 ) -> None:
     """The main job: one patrol run -> figures per 100 m segment, 様式A, GIS files, KPI and a map.
 
@@ -306,6 +312,7 @@ def process(
 
     from pipelines.detect import DEFAULT_MODEL, DetectorConfig
     from pipelines.geotag import GeotagConfig
+    from pipelines.iri import VehicleCalibration
     from pipelines.process import ProcessConfig, run_process
 
     detector = DetectorConfig() if conf is None else DetectorConfig(conf=conf)
@@ -314,6 +321,7 @@ def process(
         detector=detector,
         model_path=model or DEFAULT_MODEL,
         detect=not no_detect,
+        vehicle_gain=VehicleCalibration.read(vehicle).gain if vehicle else 1.0,
     )
     columns = (
         TextColumn("{task.description:<8}"),
@@ -337,3 +345,51 @@ def process(
     typer.echo(
         f"results in {out}/: form_a.xlsx, segments.geojson/.csv/.gpkg/.kml, map.html, kpi.json, report.json"
     )
+
+
+@app.command("iri")
+def iri(
+    run_dir: Annotated[Path, typer.Argument(help="Run folder with video.mp4, a GPS log and accel.csv.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for segments.geojson.")] = Path("out/iri"),
+    vehicle: Annotated[
+        Path | None,
+        typer.Option(
+            "--vehicle",
+            help="vehicle.json from 'pavement calibrate-vehicle'; without it a default car is assumed.",
+        ),
+    ] = None,
+) -> None:
+    """Roughness: IRI (mm/m) per 100 m segment from the phone accelerometer, with its uncertainty."""
+    from pipelines.iri import VehicleCalibration, run_iri
+
+    result = run_iri(run_dir, out, VehicleCalibration.read(vehicle) if vehicle else None)
+    known = sum(e is not None and e.iri_mm_per_m is not None for e in result.estimates)
+    typer.echo(
+        f"IRI for {known} of {len(result.estimates)} segments (gain {result.gain:.3f})"
+        f" -> {result.segments_geojson}"
+    )
+    if vehicle is None:
+        typer.echo(
+            "note: uncalibrated vehicle; run 'pavement calibrate-vehicle' once per car and mount", err=True
+        )
+
+
+@app.command("calibrate-vehicle")
+def calibrate_vehicle(
+    run_dir: Annotated[Path, typer.Argument(help="A run over road whose IRI is known (at least 300 m).")],
+    reference: Annotated[
+        Path,
+        typer.Option(
+            "--reference",
+            help="CSV with kp_km, offset_m, iri_mm_per_m per 100 m segment (a profiler survey).",
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the calibration.")] = Path(
+        "vehicle.json"
+    ),
+) -> None:
+    """Calibrate IRI for one car and phone mount: drive a stretch of known IRI once, keep vehicle.json."""
+    from pipelines.iri import run_calibrate_vehicle
+
+    cal = run_calibrate_vehicle(run_dir, reference, out)
+    typer.echo(f"gain {cal.gain:.3f} from {cal.n_segments} segments -> {out}")

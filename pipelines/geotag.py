@@ -124,6 +124,7 @@ class GeotagResult:
     segments: tuple[RunSegment, ...]
     referencing: str  # "ledger" or "track_distance"
     warnings: tuple[str, ...]
+    ledger: RouteLedger | None = None  # the route ledger the frames were placed on
 
 
 def _find(run_dir: Path, names: tuple[str, ...], patterns: tuple[str, ...] = ()) -> Path | None:
@@ -394,7 +395,15 @@ def run_geotag(
     }
     report_json.write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
     return GeotagResult(
-        frames_csv, segments_geojson, report_json, clock, poses, segments, referencing, tuple(warnings)
+        frames_csv,
+        segments_geojson,
+        report_json,
+        clock,
+        poses,
+        segments,
+        referencing,
+        tuple(warnings),
+        ledger,
     )
 
 

@@ -36,12 +36,13 @@ from pavement.diagnosis import GENERAL_ROAD, DiagnosisThresholds
 from pavement.errors import ExportError
 from pavement.geodesy import PlaneProjection
 from pavement.potholes import Pothole, PotholeSighting, box_ground_points, merge_sightings, place_on_plane
-from pavement.ride import DEFAULT_VEHICLE, iri_from_vertical_acceleration, vertical_acceleration
+from pavement.ride import IriEstimate
 from pavement.segments import Segment, SegmentMetrics
 from pavement.track import FramePose
 from pipelines.accel_io import read_accel_csv
 from pipelines.detect import DEFAULT_MODEL, DetectorConfig, detections_to_json, load_detector
 from pipelines.geotag import GeotagConfig, GeotagResult, run_geotag
+from pipelines.iri import segment_iri
 from pipelines.video_motion import iter_frames, probe_video
 
 logger = logging.getLogger(__name__)
@@ -70,47 +71,6 @@ class ProcessResult:
     potholes: int
     report_json: Path
     warnings: tuple[str, ...]
-
-
-def _segment_iri(
-    geo: GeotagResult, run_dir: Path, gain: float, warnings: list[str]
-) -> dict[int, tuple[float | None, float | None]]:
-    """IRI and its uncertainty per run segment (by position in ``geo.segments``)."""
-    accel_path = run_dir / "accel.csv"
-    if not accel_path.is_file():
-        warnings.append("no accel.csv: IRI not estimated")
-        return {}
-    log = read_accel_csv(accel_path)
-    a_vert = vertical_acceleration(log.accel_mps2, log.rate_hz)
-    placed = [p for p in geo.frames if p.route is not None]
-    if len(placed) < 2:
-        return {}
-    t = np.array([p.t_unix_s for p in placed])
-    chainage = np.array([p.route.chainage_m for p in placed])
-    order = np.argsort(t)
-    t, chainage = t[order], chainage[order]
-    inside = (log.t_unix_s >= t[0]) & (log.t_unix_s <= t[-1])
-    if not inside.any():
-        warnings.append("accel.csv does not overlap the video in time: IRI not estimated")
-        return {}
-    sample_chainage = np.interp(log.t_unix_s, t, chainage)
-    out = {}
-    for i, rs in enumerate(geo.segments):
-        lo, hi = sorted((rs.start_chainage_m, rs.end_chainage_m))
-        sel = inside & (sample_chainage >= lo) & (sample_chainage < hi)
-        if sel.sum() < 2:
-            continue
-        duration = (log.t_unix_s[sel][-1] - log.t_unix_s[sel][0]) or 1e-9
-        span = float(np.ptp(sample_chainage[sel]))
-        est = iri_from_vertical_acceleration(a_vert[sel], log.rate_hz, span / duration, DEFAULT_VEHICLE, gain)
-        if est.iri_mm_per_m is None:
-            logger.info("segment %s: no IRI (%s)", rs.key.label, est.reason)
-        out[i] = (est.iri_mm_per_m, est.uncertainty_mm_per_m)
-    if gain == 1.0:
-        warnings.append(
-            "IRI from the default vehicle model: this car is not calibrated, so read the values as indicative"
-        )
-    return out
 
 
 def _detect_frames(
@@ -227,7 +187,16 @@ def run_process(
         stage_s["detect"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    iri = _segment_iri(geo, run_dir, config.vehicle_gain, warnings)
+    iri: list[IriEstimate | None] = [None] * len(geo.segments)
+    if (run_dir / "accel.csv").is_file():
+        iri = segment_iri(geo, read_accel_csv(run_dir / "accel.csv"), config.vehicle_gain)
+        if config.vehicle_gain == 1.0:
+            warnings.append(
+                "IRI from the default vehicle model: this car is not calibrated, "
+                "so read the values as indicative"
+            )
+    else:
+        warnings.append("no accel.csv: IRI not estimated")
     stage_s["iri"] = time.perf_counter() - t0
 
     # Potholes belong to the segment whose centreline passes nearest.
@@ -249,7 +218,7 @@ def run_process(
 
     segments = []
     for i, rs in enumerate(geo.segments):
-        iri_value, _ = iri.get(i, (None, None))
+        iri_value = iri[i].iri_mm_per_m if iri[i] is not None else None
         metrics = SegmentMetrics(iri_mm_per_m=iri_value, pothole_count=hole_count[i])
         segments.append(replace(rs.segment, metrics=metrics))
     if segments:
@@ -265,9 +234,21 @@ def run_process(
     write_kml(records, out_dir / "segments.kml")
     run_date = datetime.fromtimestamp(geo.frames[0].t_unix_s, UTC).date() if geo.frames else None
     form = replace(config.form, inspection_date=config.form.inspection_date or run_date)
+    routes = geo.ledger.routes if geo.ledger else ()
+    if routes and not form.route_name:  # the ledger names the road and its class (A/B) for 様式A
+        form = replace(
+            form, route_name=routes[0].route_name, road_class=routes[0].road_class or form.road_class
+        )
     write_form_xlsx(segments_to_form_rows(segments, form), out_dir / "form_a.xlsx")
     (out_dir / "kpi.json").write_text(kpi_to_json(segments_to_kpi(segments, [run_date] if run_date else [])))
-    write_web_map(records, out_dir / "map.html")
+    centerlines = [
+        [
+            tuple(lonlat[::-1])
+            for lonlat in geo.ledger.projection.to_latlon(*np.asarray(r.centreline.coords)[:, :2].T)
+        ]
+        for r in routes
+    ]
+    write_web_map(records, out_dir / "map.html", centerlines=centerlines)
     if projection:
         _write_potholes(out_dir / "potholes.geojson", potholes, projection)
     (out_dir / "detections.json").write_text(

@@ -53,7 +53,7 @@ def test_round_trip_values_and_order(tmp_path):
     rows = _read_rows(out)
     assert [r["距離標からの追加距離(起点)"] for r in rows] == [100, 200]  # sorted by 距離標
     first = rows[0]
-    assert first["路線番号"] == "3" and first["上下"] == "下り" and first["距離標(起点)"] == 12
+    assert first["路線番号"] == 3 and first["上下"] == "下り" and first["距離標(起点)"] == 12
     assert first["距離標からの追加距離(終点)"] == 200
     assert first["ひび割れ率(%)"] == 12.5 and first["わだち掘れ量(mm)"] == 12.3 and first["IRI(mm/m)"] == 2.57
     assert first["診断区分"] == "Ⅰ" and rows[1]["診断区分"] == "Ⅲ"

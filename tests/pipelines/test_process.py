@@ -53,7 +53,7 @@ def test_form_a_has_one_row_per_segment_and_blank_unmeasured_indicators(processe
     rows = [dict(zip(headers, (c.value for c in r), strict=True)) for r in sheet.iter_rows(min_row=3)]
     assert len(rows) == len(result.segments)
     assert all(r["ひび割れ率(%)"] is None and r["診断区分"] is None for r in rows)  # not measured yet
-    assert all(r["路線番号"] == result.segments[0].key.route_no for r in rows)
+    assert all(str(r["路線番号"]) == result.segments[0].key.route_no for r in rows)
 
 
 def test_iri_is_estimated_for_full_segments(processed):
