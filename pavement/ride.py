@@ -113,6 +113,10 @@ def iri_from_vertical_acceleration(
     if len(a) < rate_hz * 2:
         return IriEstimate(None, None, speed_mps, f"only {len(a) / rate_hz:.1f} s of samples")
     a = a - a.mean()
+    # Wheel impacts (potholes, joints) are single spikes, not roughness: clip beyond 4 robust sigmas.
+    robust_sigma = 1.4826 * np.median(np.abs(a - np.median(a)))
+    if robust_sigma > 0:
+        a = np.clip(a, -4 * robust_sigma, 4 * robust_sigma)
     window = np.hanning(len(a))
     spectrum = np.fft.rfft(a * window)
     freq = np.fft.rfftfreq(len(a), 1 / rate_hz)
