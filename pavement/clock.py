@@ -95,17 +95,24 @@ def _search(
 ) -> float:
     offsets = np.arange(centre - half_width, centre + half_width + step / 2, step)
     evaluated = [_cost(o, t_ref, v_ref, t_vid, v_vid, start) for o in offsets]
+    return _grid_minimum(offsets, evaluated, step)
+
+
+def _grid_minimum(offsets: np.ndarray, evaluated: list[tuple], step: float) -> float:
+    """The offset of least cost on a grid, refined by a parabola through its neighbours.
+
+    ``evaluated`` holds (cost, ..., ..., overlap count) per offset. An offset that overlaps only
+    part of the video may fit that part well by chance (a run with two similar stops): only
+    offsets with nearly the best overlap compete."""
     costs = np.array([c[0] for c in evaluated])
     counts = np.array([c[3] for c in evaluated])
-    # an offset that overlaps only part of the video may fit that part well by chance (a run
-    # with two similar stops): only offsets with nearly the best overlap compete
     costs[counts < 0.8 * counts.max()] = np.inf
     i = int(np.argmin(costs))
     if 0 < i < len(offsets) - 1 and np.all(np.isfinite(costs[i - 1 : i + 2])):
         c0, c1, c2 = costs[i - 1 : i + 2]
         denom = c0 - 2 * c1 + c2
         if denom > 0:
-            return float(offsets[i] + 0.5 * step * (c0 - c2) / denom)  # parabola through the minimum
+            return float(offsets[i] + 0.5 * step * (c0 - c2) / denom)
     return float(offsets[i])
 
 
@@ -266,15 +273,7 @@ def estimate_clock_offset_from_distance(
             _distance_cost(o, t_fix[mask], s_fix[mask], tv, d_vid, video_start_unix_s, window_s)
             for o in offsets
         ]
-        costs = np.array([c[0] for c in ev])
-        counts = np.array([c[3] for c in ev])
-        costs[counts < 0.8 * counts.max()] = np.inf
-        i = int(np.argmin(costs))
-        if 0 < i < len(costs) - 1 and np.all(np.isfinite(costs[i - 1 : i + 2])):
-            c0, c1, c2 = costs[i - 1 : i + 2]
-            if c0 - 2 * c1 + c2 > 0:
-                return float(offsets[i] + 0.5 * step * (c0 - c2) / (c0 - 2 * c1 + c2))
-        return float(offsets[i])
+        return _grid_minimum(offsets, ev, step)
 
     everything = np.ones(len(t_fix), dtype=bool)
     coarse = search(everything, 0.0, config.max_offset_s, config.coarse_step_s)
