@@ -8,6 +8,7 @@
     │   ├── GpsTrackError       GPS log empty, unparsable, no overlap with the video, ...
     │   ├── RouteLedgerError    route ledger without 距離標 calibration points, bad geometry, ...
     │   ├── AccelerometerError  accelerometer log unreadable, too slow, without gravity, ...
+    │   ├── DepthMapError       depth-map folder without its index, maps of the wrong kind or size, ...
     │   └── ImageUnreadable     an image file that cannot be decoded
     ├── ConfigError             an invalid parameter (negative length, unknown class, ...)
     ├── CalibrationError        camera profile or mount that cannot be used
@@ -40,6 +41,10 @@ class RouteLedgerError(InputError):
 
 class AccelerometerError(InputError):
     """An accelerometer log that cannot be used."""
+
+
+class DepthMapError(InputError):
+    """A folder of depth maps (phone LiDAR / ToF) that cannot be used."""
 
 
 class ImageUnreadable(InputError):

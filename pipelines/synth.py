@@ -1,7 +1,8 @@
 """Stage ``synth``: write a synthetic patrol run with exact ground truth.
 
 The run folder holds what a real run has (``video.mp4``, ``gps.gpx``, ``gps.csv``,
-``accel.csv``, ``route.geojson``, ``camera.json``) plus ``truth.json`` and ``synth_report.json``.
+``accel.csv``, ``route.geojson``, ``camera.json``, and with ``depth_every_m`` a phone depth
+sensor's ``depth/`` folder) plus ``truth.json`` and ``synth_report.json``.
 Formats: docs/run_folder.md. Everything follows from the seed: same seed, same files (the video's
 frames are identical; the encoder is deterministic for a given build and thread count).
 """
@@ -20,6 +21,7 @@ from enum import Enum
 from fractions import Fraction
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from pavement.camera import CameraIntrinsics, CameraMount, CameraProfile
@@ -27,8 +29,16 @@ from pavement.errors import ConfigError, ExportError
 from pavement.segments import Direction
 from pavement.synthetic.render import CameraPose, Renderer
 from pavement.synthetic.route import Route, RouteSpec, build_route, run_range_m
-from pavement.synthetic.scene import build_scene
-from pavement.synthetic.sensors import AccelSamples, GpsFixes, GpsSpec, simulate_accel, simulate_gps
+from pavement.synthetic.scene import Scene, build_scene
+from pavement.synthetic.sensors import (
+    AccelSamples,
+    DepthSpec,
+    GpsFixes,
+    GpsSpec,
+    depth_map_mm,
+    simulate_accel,
+    simulate_gps,
+)
 from pavement.synthetic.truth import frame_truths, pothole_truths, segment_truths
 from pavement.synthetic.vehicle import DriveSpec, random_vehicle, simulate_drive
 
@@ -39,6 +49,7 @@ GPSLOGGER_HEADER = (
     "geoidheight,ageofdgpsdata,dgpsid,activity,battery,annotation"
 )
 ACCEL_HEADER = "t_unix_s,ax_mps2,ay_mps2,az_mps2"
+DEPTH_HEADER = "file,video_time_s"
 _BASE_TIME = datetime(2024, 6, 12, 0, 30, tzinfo=UTC)  # 09:30 JST; a seeded 0-5 h is added
 _TARGET_LUMA = 0.46  # auto-exposure aims the frame's mean display value here
 
@@ -61,6 +72,7 @@ class SynthConfig:
     start_kp_km: int = 12  # the run starts at this 距離標 ...
     start_offset_m: float = 350.0  # ... plus this 追加距離
     surface_damage: bool = True  # False: no cracks, potholes or patching (false-alarm counts)
+    depth_every_m: float = 0.0  # > 0: a depth map (depth/) every this many metres of travel
 
     def __post_init__(self) -> None:
         if not (
@@ -89,6 +101,11 @@ class SynthConfig:
             )
         if self.start_kp_km < 1 or not 0 <= self.start_offset_m < 900:
             raise ConfigError("the run must start at a post >= 1 km, 0-900 m past it")
+        if not (self.depth_every_m == 0 or 0.5 <= self.depth_every_m <= 1000):
+            raise ConfigError(
+                f"--depth-every-m {self.depth_every_m} is out of range; give 0 (no depth maps) or "
+                "0.5-1000 metres of travel between depth maps"
+            )
 
 
 @dataclass(frozen=True)
@@ -101,6 +118,7 @@ class SynthResult:
     n_segments: int
     segment_categories: tuple[str, ...]  # 区分 of each segment in driving order ("" = none)
     report_json: Path
+    n_depth_maps: int = 0
 
 
 def run_synth(
@@ -110,8 +128,8 @@ def run_synth(
     wall0 = time.perf_counter()
     out_dir = Path(out_dir)
     _prepare(out_dir)
-    seeds = np.random.SeedSequence(config.seed).spawn(6)
-    rng_route, rng_scene, rng_camera, rng_drive, rng_gps, rng_accel = (
+    seeds = np.random.SeedSequence(config.seed).spawn(7)  # a 7th stream leaves the first six as they were
+    rng_route, rng_scene, rng_camera, rng_drive, rng_gps, rng_accel, rng_depth = (
         np.random.default_rng(s) for s in seeds
     )
 
@@ -242,15 +260,23 @@ def run_synth(
         luma = renderer.render(pose(0), exposure).mean_luma
         exposure *= (_TARGET_LUMA / max(luma, 0.02)) ** 1.6
     rate = min(1.0, 0.25 * 30.0 / config.fps)
+    _clear_depth(out_dir / "depth")  # maps of an earlier run into the same folder would not match
+    depth = (
+        _DepthWriter(out_dir / "depth", scene, intrinsics, rng_depth) if config.depth_every_m > 0 else None
+    )
+    depth_frames = set(depth_frame_indices(s_f, config.depth_every_m)) if depth is not None else set()
     with _VideoWriter(out_dir / "video.mp4", config, _iso(creation_unix, 6)) as video:
         for k in range(n_frames):
             frame = renderer.render(pose(k), exposure * drift(t_frames[k]))
             video.write(frame.image_rgb)
+            if k in depth_frames:
+                depth.write(k, float(t_frames[k]), pose(k))
             # Auto-exposure follows the scene's brightness with a lag (entering shade, sky).
             exposure *= float(np.clip((_TARGET_LUMA / max(frame.mean_luma, 0.02)) ** rate, 0.93, 1.07))
             if progress is not None:
                 progress(k + 1, n_frames)
     render_s = time.perf_counter() - render0
+    n_depth = depth.close() if depth is not None else 0
 
     wall_s = time.perf_counter() - wall0
     report = {
@@ -265,6 +291,7 @@ def run_synth(
         "n_gps_fixes": len(gps.t_unix_s),
         "n_accel_samples": len(accel.t_unix_s),
         "n_segments": len(segments),
+        "n_depth_maps": n_depth,
         "segment_categories": [str(s.category or "") for s in segments],
         "files": sorted(p.name for p in out_dir.iterdir() if p.is_file()),
         "bytes": {p.name: p.stat().st_size for p in sorted(out_dir.iterdir()) if p.is_file()},
@@ -282,6 +309,7 @@ def run_synth(
         len(segments),
         tuple(str(s.category or "") for s in segments),
         report_path,
+        n_depth,
     )
 
 
@@ -443,6 +471,61 @@ def gps_error_rms(gps: GpsFixes, drive, route: Route, video_start_unix: float) -
     xy = route.projection.to_plane(gps.lat, gps.lon)
     err = np.hypot(xy[:, 0] - x, xy[:, 1] - y)[~gps.outlier]
     return float(np.sqrt(np.mean(err**2)))
+
+
+def depth_frame_indices(s_m: np.ndarray, every_m: float) -> list[int]:
+    """Frames at every ``every_m`` metres of travel: the first frame, then the first frame at or
+    past each further multiple (none while the car stands)."""
+    travelled = np.maximum.accumulate(np.abs(np.asarray(s_m, dtype=float) - s_m[0]))
+    marks = np.floor(travelled / every_m + 1e-9)
+    return [0, *(int(k) for k in np.flatnonzero(np.diff(marks) > 0) + 1)]
+
+
+def _clear_depth(folder: Path) -> None:
+    """Remove what ``_DepthWriter`` writes (and the folder, if that leaves it empty)."""
+    if not folder.is_dir():
+        return
+    for path in [*folder.glob("depth_*.png"), folder / "depth.csv", folder / "intrinsics.json"]:
+        path.unlink(missing_ok=True)
+    if not any(folder.iterdir()):
+        folder.rmdir()
+
+
+class _DepthWriter:
+    """The phone's depth sensor: ``depth/depth_<frame:06d>.png`` (16-bit mm), ``depth.csv`` and
+    ``intrinsics.json`` (docs/run_folder.md)."""
+
+    def __init__(
+        self, folder: Path, scene: Scene, camera: CameraIntrinsics, rng: np.random.Generator
+    ) -> None:
+        self.folder = folder
+        self.spec = DepthSpec()
+        self.intrinsics = self.spec.intrinsics(camera)
+        self.renderer = Renderer(scene, self.intrinsics)
+        self.rng = rng
+        self.rows = [DEPTH_HEADER]
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def write(self, frame_index: int, video_time_s: float, pose: CameraPose) -> None:
+        hit = self.renderer.hits(pose)
+        name = f"depth_{frame_index:06d}.png"
+        if not cv2.imwrite(
+            str(self.folder / name), depth_map_mm(hit.range_m, self.intrinsics, self.rng, self.spec)
+        ):
+            raise ExportError(
+                f"cannot write {self.folder / name}; check the disk and the folder's permissions"
+            )
+        self.rows.append(f"{name},{video_time_s:.6f}")
+
+    def close(self) -> int:
+        (self.folder / "depth.csv").write_text("\n".join(self.rows) + "\n", encoding="utf-8")
+        k = self.intrinsics
+        _write_json(
+            self.folder / "intrinsics.json",
+            {"width_px": k.width_px, "height_px": k.height_px, "fx_px": k.fx_px, "fy_px": k.fy_px,
+             "cx_px": k.cx_px, "cy_px": k.cy_px},
+        )  # fmt: skip
+        return len(self.rows) - 1
 
 
 def _exposure_drift(rng: np.random.Generator) -> Callable[[float], float]:

@@ -23,3 +23,14 @@ def synth_run(tmp_path_factory) -> Path:
     assert done.returncode == 0, done.stderr
     assert str(out) in done.stdout
     return out
+
+
+@pytest.fixture(scope="session")
+def synth_depth_run(tmp_path_factory) -> Path:
+    """A 40 m run (seed 5, 320x180 at 5 fps) with a depth map every 5 m of travel (``depth/``)."""
+    from pipelines.synth import SynthConfig, run_synth
+
+    out = tmp_path_factory.mktemp("synth_depth") / "RUN"
+    config = SynthConfig(length_m=40.0, seed=5, fps=5.0, width_px=320, height_px=180, depth_every_m=5.0)
+    assert run_synth(out, config).n_depth_maps >= 8
+    return out

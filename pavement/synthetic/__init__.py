@@ -10,6 +10,6 @@ Pure code (no file IO); ``pipelines/synth.py`` writes the run folder. The pieces
 - ``surface``: lazily generated rasters of albedo and height per chunk of road;
 - ``render``: ray casting through the camera against the height field;
 - ``vehicle``: speed profile with one stop, lane wander, quarter-car body motion;
-- ``sensors``: GPS fixes and phone accelerometer samples;
+- ``sensors``: GPS fixes, phone accelerometer samples, depth-sensor maps;
 - ``truth``: per frame, per 20 m section and per 100 m segment indicators.
 """

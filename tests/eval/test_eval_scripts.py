@@ -67,3 +67,17 @@ def test_iri_evaluation_rows(synth_run, tmp_path):
     shutil.copytree(synth_run, tmp_path / "seed7")
     rows = iri.estimates(7, 200.0, tmp_path)
     assert rows and all(r["true_iri"] > 0 and r["estimate_gain1"] > 0 for r in rows)
+
+
+def test_rut_depth_sensor_evaluation_rows(synth_depth_run, tmp_path):
+    ev = _load("eval/rut_depth_sensor.py")
+    from pipelines.geotag import run_geotag
+
+    by_truth = ev.score_run(synth_depth_run, ev.truth_chainage(synth_depth_run))
+    assert by_truth["depth_maps"] >= 8 and by_truth["profiles"] == by_truth["depth_maps"]
+    summary = ev.summarise(by_truth["sections"])
+    assert summary["n"] >= 1 and summary["blank"] == 0 and summary["mae_mm"] < 3.0
+    geo = run_geotag(synth_depth_run, tmp_path / "geotag")
+    by_gps = ev.score_run(synth_depth_run, ev.geotag_chainage(synth_depth_run, geo.frames))
+    assert [s["section"] for s in by_gps["sections"]] == [s["section"] for s in by_truth["sections"]]
+    assert any(s["n_profiles"] > 0 for s in by_gps["sections"])

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 from pavement.camera import CameraProfile
+from pavement.errors import ConfigError
+from pipelines.synth import SynthConfig
 from tests.conftest import pavement_cli
 
 FILES = (
@@ -134,3 +136,14 @@ def test_unwritable_out_prints_one_line_and_exits_1(tmp_path):
     done = _synth("--out", str(blocker / "run"), "--length-m", "50")
     assert done.returncode == 1
     assert len(done.stderr.strip().splitlines()) == 1 and done.stderr.startswith("ExportError:")
+
+
+@pytest.mark.parametrize("every_m", [-1.0, 0.2, 5000.0])
+def test_depth_every_m_out_of_range(every_m):
+    with pytest.raises(ConfigError, match="--depth-every-m"):
+        SynthConfig(depth_every_m=every_m)
+
+
+def test_no_depth_maps_unless_asked(run):
+    assert not (run / "depth").exists()
+    assert json.loads((run / "synth_report.json").read_text())["n_depth_maps"] == 0

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from pavement.camera import CameraMount
+from pavement.camera import CameraIntrinsics, CameraMount
 from pavement.segments import Direction
-from pavement.synthetic.sensors import GpsSpec, simulate_accel, simulate_gps
+from pavement.synthetic.sensors import DepthSpec, GpsSpec, depth_map_mm, simulate_accel, simulate_gps
 from pavement.synthetic.vehicle import GRAVITY_MPS2, DriveSpec, random_vehicle, simulate_drive
 
 from .helpers import flat_scene, straight_route
@@ -60,3 +60,21 @@ def test_gps_is_1_hz_noisy_with_outliers(drive):
     err = np.hypot(xy[:, 0] - d.at(tv, "x_m"), xy[:, 1] - d.at(tv, "y_m"))
     assert 2.0 < np.sqrt(np.mean(err[~gps.outlier] ** 2)) < 9.0
     assert gps.outlier.sum() == 3 and np.all(err[gps.outlier] > 12.0)
+
+
+def test_depth_sensor_noise_grows_with_depth_and_stops_at_8_m():
+    spec = DepthSpec()
+    k = spec.intrinsics(CameraIntrinsics.from_fov(1280, 720, 70.0))
+    assert (k.width_px, k.height_px) == (256, 144) and k.fx_px == pytest.approx(182.8, abs=0.1)
+    v, u = np.mgrid[0:144, 0:256].astype(float)
+    cos_axis = 1 / np.sqrt(((u - k.cx_px) / k.fx_px) ** 2 + ((v - k.cy_px) / k.fy_px) ** 2 + 1)
+    rng = np.random.default_rng(0)
+    for z_m, sigma_mm in ((2.0, 6.0), (6.0, 14.0)):
+        mm = depth_map_mm(z_m / cos_axis, k, rng, spec)  # a wall at z-depth z_m
+        got = mm[mm > 0].astype(float)
+        assert np.median(got) == pytest.approx(z_m * 1000, abs=1.0)
+        assert np.std(got) == pytest.approx(sigma_mm, rel=0.05)
+        assert 0.007 < np.mean(mm == 0) < 0.013  # 1 % dropouts
+    far = depth_map_mm(np.full((144, 256), 8.5), k, rng, spec)
+    sky = depth_map_mm(np.full((144, 256), np.nan), k, rng, spec)
+    assert far.dtype == np.uint16 and not far.any() and not sky.any()
