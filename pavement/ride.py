@@ -13,6 +13,12 @@ moving average. The vehicle's own model is a default passenger car; ``gain`` is 
 vehicle on a stretch of known IRI (``calibrate_gain``). The band is limited to wavelengths the
 IRI responds to (1.25-50 m) and to temporal frequencies where the accelerometer sees the road
 above its noise; the uncertainty grows with the share of the IRI outside that band.
+
+A log with gaps (the logger app paused, samples dropped) is not interpolated across them: each
+continuous piece's spectrum is estimated on its own and the pieces' slope variances are averaged,
+weighted by their length (``iri_from_pieces``). Pieces shorter than ``min_piece_s`` are dropped,
+and a stretch whose kept pieces cover less than ``min_coverage`` of the time the car spent on it
+gets no estimate, with the reason.
 """
 
 from __future__ import annotations
@@ -42,6 +48,9 @@ class RideConfig:
     max_freq_hz: float = 20.0
     min_speed_mps: float = 3.0  # slower stretches are not estimated
     gravity_window_s: float = 2.0
+    max_gap_s: float = 0.5  # samples farther apart than this split the log into pieces
+    min_piece_s: float = 2.0  # shorter pieces are dropped (too few frequencies)
+    min_coverage: float = 0.5  # share of a stretch's moving time the kept pieces must cover
 
 
 @dataclass(frozen=True)
@@ -104,19 +113,80 @@ def iri_from_vertical_acceleration(
     gain: float = 1.0,
     config: RideConfig = RideConfig(),
 ) -> IriEstimate:
-    """IRI (mm/m) of one stretch from its vertical body acceleration at a steady speed."""
+    """IRI (mm/m) of one stretch from its vertical body acceleration at a steady speed, sampled
+    without gaps."""
     a = np.asarray(a_vert_mps2, dtype=float)
+    return iri_from_pieces([a], rate_hz, speed_mps, vehicle, gain, config)
+
+
+def iri_from_pieces(
+    pieces: list[np.ndarray],
+    rate_hz: float,
+    speed_mps: float,
+    vehicle: QuarterCar = DEFAULT_VEHICLE,
+    gain: float = 1.0,
+    config: RideConfig = RideConfig(),
+    expected_s: float | None = None,
+) -> IriEstimate:
+    """IRI (mm/m) of one stretch from the continuous pieces of its vertical body acceleration.
+
+    pieces: arrays of samples at ``rate_hz``, each without gaps (the log split where it has
+    them); expected_s: how long the car spent on the stretch while moving (default: the pieces'
+    total). Pieces shorter than ``config.min_piece_s`` are dropped; no estimate (with the reason)
+    when the rest covers less than ``config.min_coverage`` of ``expected_s``."""
+    pieces = [np.asarray(p, dtype=float) for p in pieces]
+    total_s = sum(len(p) for p in pieces) / rate_hz
     if speed_mps < config.min_speed_mps:
         return IriEstimate(
             None, None, speed_mps, f"speed {speed_mps:.1f} m/s below {config.min_speed_mps} m/s"
         )
-    if len(a) < rate_hz * 2:
-        return IriEstimate(None, None, speed_mps, f"only {len(a) / rate_hz:.1f} s of samples")
-    a = a - a.mean()
+    kept = [p for p in pieces if len(p) >= rate_hz * config.min_piece_s]
+    kept_s = sum(len(p) for p in kept) / rate_hz
+    expected_s = total_s if expected_s is None else max(expected_s, kept_s)
+    if not kept:
+        if len(pieces) > 1 or (expected_s > total_s + 1 / rate_hz):
+            return IriEstimate(
+                None, None, speed_mps,
+                f"accelerometer log has gaps > {config.max_gap_s:g} s here: no piece of "
+                f"{config.min_piece_s:g} s or more without one",
+            )  # fmt: skip
+        return IriEstimate(None, None, speed_mps, f"only {total_s:.1f} s of samples")
+    if kept_s < config.min_coverage * expected_s:
+        return IriEstimate(
+            None, None, speed_mps,
+            f"accelerometer log has gaps here: only {kept_s:.1f} s of {expected_s:.1f} s usable "
+            f"(at least {config.min_coverage:.0%} needed)",
+        )  # fmt: skip
     # Wheel impacts (potholes, joints) are single spikes, not roughness: clip beyond 4 robust sigmas.
-    robust_sigma = 1.4826 * np.median(np.abs(a - np.median(a)))
-    if robust_sigma > 0:
-        a = np.clip(a, -4 * robust_sigma, 4 * robust_sigma)
+    centred = [p - p.mean() for p in kept]
+    joined = np.concatenate(centred)
+    robust_sigma = 1.4826 * np.median(np.abs(joined - np.median(joined)))
+    rs_var = 0.0
+    n_bins = 0
+    for a in centred:
+        if robust_sigma > 0:
+            a = np.clip(a, -4 * robust_sigma, 4 * robust_sigma)
+        piece_var, piece_bins = _slope_variance(a, rate_hz, speed_mps, vehicle, config)
+        rs_var += piece_var * len(a) / len(joined)  # the pieces' variances, weighted by length
+        n_bins += piece_bins
+    if n_bins < 3:
+        return IriEstimate(None, None, speed_mps, "too few frequencies in the IRI band")
+    iri = gain * math.sqrt(2 / math.pi) * math.sqrt(rs_var) * 1000.0
+    # Relative uncertainty: spectral estimate from few independent bins + the share of the IRI's
+    # sensitivity (flat-slope road assumption) that falls outside the band seen at this speed.
+    n_grid = np.linspace(1 / config.max_wavelength_m, 1 / config.min_wavelength_m, 400)
+    weight = golden_car_slope_gain(n_grid) ** 2 / n_grid**2  # a road with G ~ n^-2
+    seen = (n_grid * speed_mps >= config.min_freq_hz) & (n_grid * speed_mps <= config.max_freq_hz)
+    missing = 1 - weight[seen].sum() / weight.sum()
+    rel = math.sqrt(1 / n_bins + missing**2 + 0.1**2)
+    return IriEstimate(iri, iri * rel, speed_mps)
+
+
+def _slope_variance(
+    a: np.ndarray, rate_hz: float, speed_mps: float, vehicle: QuarterCar, config: RideConfig
+) -> tuple[float, int]:
+    """Golden-car rectified-slope variance (m^2/m^2) of one continuous, zero-mean piece, and the
+    number of its frequency bins in the IRI band."""
     window = np.hanning(len(a))
     spectrum = np.fft.rfft(a * window)
     freq = np.fft.rfftfreq(len(a), 1 / rate_hz)
@@ -129,21 +199,12 @@ def iri_from_vertical_acceleration(
         & (freq >= config.min_freq_hz)
         & (freq <= min(config.max_freq_hz, rate_hz / 2))
     )
-    if in_band.sum() < 3:
-        return IriEstimate(None, None, speed_mps, "too few frequencies in the IRI band")
+    if not in_band.any():
+        return 0.0, 0
     df = freq[1] - freq[0]
     h_acc = body_acceleration_gain(vehicle, freq[in_band])
     road_var_per_bin = psd[in_band] * df / h_acc**2  # elevation variance carried by each bin (m^2)
-    rs_var = np.sum(road_var_per_bin * golden_car_slope_gain(n[in_band]) ** 2)
-    iri = gain * math.sqrt(2 / math.pi) * math.sqrt(rs_var) * 1000.0
-    # Relative uncertainty: spectral estimate from few independent bins + the share of the IRI's
-    # sensitivity (flat-slope road assumption) that falls outside the band seen at this speed.
-    n_grid = np.linspace(1 / config.max_wavelength_m, 1 / config.min_wavelength_m, 400)
-    weight = golden_car_slope_gain(n_grid) ** 2 / n_grid**2  # a road with G ~ n^-2
-    seen = (n_grid * speed_mps >= config.min_freq_hz) & (n_grid * speed_mps <= config.max_freq_hz)
-    missing = 1 - weight[seen].sum() / weight.sum()
-    rel = math.sqrt(1 / max(in_band.sum(), 1) + missing**2 + 0.1**2)
-    return IriEstimate(iri, iri * rel, speed_mps)
+    return float(np.sum(road_var_per_bin * golden_car_slope_gain(n[in_band]) ** 2)), int(in_band.sum())
 
 
 def calibrate_gain(estimated_mm_per_m: np.ndarray, reference_mm_per_m: np.ndarray) -> float:

@@ -3,7 +3,8 @@
 Format: a header line, then one sample per line: ``t_unix_s,ax_mps2,ay_mps2,az_mps2`` (UTC seconds
 since the epoch, phone axes, m/s^2 with gravity included). Common alternative headers are
 recognised (``time``/``timestamp``, ``ax``/``x``/``accel_x`` ...). Rates of 50 Hz and more are
-accepted.
+accepted. A log may have gaps (the logger paused): the rate is that of the samples between them,
+and the IRI stage estimates around the gaps (``pipelines.iri``).
 """
 
 from __future__ import annotations
@@ -32,7 +33,10 @@ class AccelLog:
 
     @property
     def rate_hz(self) -> float:
-        return float((len(self.t_unix_s) - 1) / (self.t_unix_s[-1] - self.t_unix_s[0]))
+        """Samples per second between gaps: the mean interval of those no longer than 5 times the
+        median one (a gap of seconds in a 100 Hz log leaves the rate at 100 Hz)."""
+        dt = np.diff(self.t_unix_s)
+        return float(1.0 / np.mean(dt[dt <= 5 * np.median(dt)]))
 
 
 def read_accel_csv(path: Path) -> AccelLog:
@@ -65,7 +69,7 @@ def read_accel_csv(path: Path) -> AccelLog:
     log = AccelLog(data[keep, 0], data[keep, 1:])
     if log.rate_hz < MIN_RATE_HZ:
         raise AccelerometerError(
-            f"{path.name} is sampled at {log.rate_hz:.1f} Hz; IRI needs at least {MIN_RATE_HZ:.0f} Hz "
-            "(set the logger app to its fastest rate)"
+            f"{path.name} is sampled at {log.rate_hz:.1f} Hz, too slow: IRI needs at least "
+            f"{MIN_RATE_HZ:.0f} Hz (set the logger app to its fastest rate, 100 Hz or more, and record again)"
         )
     return log

@@ -2,9 +2,13 @@
 
 ``segment_iri`` places every accelerometer sample on the route (its time -> the chainage of the
 geotagged frames) and estimates each segment's IRI from the samples taken while the car moved
-through it (``pavement.ride``). ``run_iri`` is the stage (``pavement iri``); ``run_calibrate_vehicle``
-fits the vehicle's gain on a run over road of known IRI (``pavement calibrate-vehicle``) and writes
-``vehicle.json``, which ``pavement iri`` and ``pavement process`` take with ``--vehicle``.
+through it (``pavement.ride``). Where the log has gaps (more than ``RideConfig.max_gap_s`` between
+samples) the segment's samples are split there and estimated piece by piece, never interpolated
+across; a segment whose pieces cover too little of its moving time is null with the reason.
+
+``run_iri`` is the stage (``pavement iri``); ``run_calibrate_vehicle`` fits the vehicle's gain on
+a run over road of known IRI (``pavement calibrate-vehicle``) and writes ``vehicle.json``, which
+``pavement iri`` and ``pavement process`` take with ``--vehicle``.
 """
 
 from __future__ import annotations
@@ -13,17 +17,18 @@ import csv
 import json
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-from pavement.errors import ConfigError, InputError
+from pavement.errors import AccelerometerError, ConfigError, InputError
 from pavement.ride import (
     DEFAULT_VEHICLE,
     IriEstimate,
     RideConfig,
     calibrate_gain,
-    iri_from_vertical_acceleration,
+    iri_from_pieces,
     vertical_acceleration,
 )
 from pipelines.accel_io import AccelLog, read_accel_csv
@@ -58,6 +63,28 @@ class VehicleCalibration:
         return cls(gain, int(d.get("n_segments", 0)), str(d.get("note", "")))
 
 
+def _utc(t_unix_s: float) -> str:
+    return datetime.fromtimestamp(t_unix_s, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _no_overlap(log: AccelLog, video_from_s: float, video_to_s: float) -> AccelerometerError:
+    """The error for a log that never overlaps the video, with the likely fix."""
+    shift_h = ((log.t_unix_s[0] + log.t_unix_s[-1]) - (video_from_s + video_to_s)) / 2 / 3600
+    whole_h = round(shift_h)
+    # Whole hours off, as far as time zones go: a log written in local time and read as UTC.
+    if 1 <= abs(whole_h) <= 14 and abs(shift_h - whole_h) * 3600 < 600:
+        fix = (
+            f"the log is {whole_h:+d} h off, as if its clock were local time (JST is UTC+9): log in UTC "
+            f"or shift t_unix_s by {-whole_h * 3600:+d} s"
+        )
+    else:
+        fix = "check that it is this run's log and that the phone sets its clock automatically"
+    return AccelerometerError(
+        f"the accelerometer log ({_utc(log.t_unix_s[0])} to {_utc(log.t_unix_s[-1])} UTC) never overlaps "
+        f"the video ({_utc(video_from_s)} to {_utc(video_to_s)} UTC); {fix}"
+    )
+
+
 def segment_iri(
     geo: GeotagResult, log: AccelLog, gain: float = 1.0, config: RideConfig | None = None
 ) -> list[IriEstimate | None]:
@@ -70,22 +97,45 @@ def segment_iri(
     chainage = np.array([p.route.chainage_m for p in placed])
     inside = (log.t_unix_s >= t[0]) & (log.t_unix_s <= t[-1])
     if not inside.any():
-        raise InputError("accel.csv does not overlap the video in time; check the phone's clock or the file")
-    a_vert = vertical_acceleration(log.accel_mps2, log.rate_hz, config.gravity_window_s)
+        raise _no_overlap(log, float(t[0]), float(t[-1]))
+    rate = log.rate_hz
+    a_vert = vertical_acceleration(log.accel_mps2, rate, config.gravity_window_s)
     s = np.interp(log.t_unix_s, t, chainage)
     speed = np.abs(np.gradient(s, log.t_unix_s))
+    # Continuous pieces of the log: a new piece after every gap.
+    piece = np.concatenate([[0], np.cumsum(np.diff(log.t_unix_s) > config.max_gap_s)])
+    # The time the car spent on each segment while moving, on a regular grid over the part of the
+    # video the log spans (gaps included): what the pieces should have covered.
+    grid = np.arange(max(t[0], log.t_unix_s[0]), min(t[-1], log.t_unix_s[-1]), 1 / rate)
+    s_grid = np.interp(grid, t, chainage)
+    speed_grid = np.abs(np.gradient(s_grid, grid)) if len(grid) > 1 else np.zeros_like(grid)
+    moving_grid = speed_grid >= config.min_speed_mps
     out: list[IriEstimate | None] = []
     for rs in geo.segments:
         lo, hi = sorted((rs.start_chainage_m, rs.end_chainage_m))
+        on_grid = moving_grid & (s_grid >= lo) & (s_grid < hi)
+        expected_s = float(np.count_nonzero(on_grid)) / rate
         in_seg = inside & (s >= lo) & (s < hi)
         # Only samples while moving: a stop (or crawling) says nothing about the road.
         moving = in_seg & (speed >= config.min_speed_mps)
         if moving.sum() < 2:
-            out.append(None)
+            if expected_s < config.min_piece_s:
+                out.append(None)
+                continue
+            reason = (
+                f"accelerometer log has a gap over this segment: {expected_s:.1f} s driven without samples"
+            )
+            est = IriEstimate(None, None, float(np.mean(speed_grid[on_grid])), reason)
+            logger.warning("segment %s: %s", rs.key.label, est.reason)
+            out.append(est)
             continue
-        est = iri_from_vertical_acceleration(
-            a_vert[moving], log.rate_hz, float(np.mean(speed[moving])), DEFAULT_VEHICLE, gain, config
+        idx = np.flatnonzero(moving)
+        pieces = np.split(a_vert[idx], np.flatnonzero(np.diff(piece[idx])) + 1)
+        est = iri_from_pieces(
+            pieces, rate, float(np.mean(speed[moving])), DEFAULT_VEHICLE, gain, config, expected_s
         )
+        if est.iri_mm_per_m is None and "gaps" in est.reason:
+            logger.warning("segment %s: %s", rs.key.label, est.reason)
         out.append(est)
     return out
 
@@ -151,9 +201,10 @@ def run_iri(
         raise InputError(
             f"no accel.csv in {run_dir}; IRI needs the phone's accelerometer log (docs/run_folder.md)"
         )
+    log = read_accel_csv(accel)  # a log that cannot be used fails before the video is read
     geo = run_geotag(run_dir, out_dir / "geotag", geotag or GeotagConfig())
     gain = vehicle.gain if vehicle else 1.0
-    estimates = segment_iri(geo, read_accel_csv(accel), gain)
+    estimates = segment_iri(geo, log, gain)
     features = []
     for rs, est in zip(geo.segments, estimates, strict=True):
         k = rs.key

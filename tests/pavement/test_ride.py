@@ -11,6 +11,7 @@ from pavement.ride import (
     DEFAULT_VEHICLE,
     STANDARD_GRAVITY_MPS2,
     calibrate_gain,
+    iri_from_pieces,
     iri_from_vertical_acceleration,
     vertical_acceleration,
 )
@@ -99,3 +100,46 @@ def test_vertical_acceleration_of_a_tilted_phone():
 def test_bad_accelerometer_input(bad):
     with pytest.raises(ConfigError):
         vertical_acceleration(bad, RATE_HZ)
+
+
+def _stretch(road_class: int = 2, speed_kmh: float = 40, seed: int = 3, length_m: float = 100):
+    """Body acceleration over ``length_m`` of road after a 20 m lead-in, and the speed (m/s)."""
+    z = iso8608_profile(length_m + 40, road_class, seed)
+    v = speed_kmh / 3.6
+    acc = drive(TEST_CAR, z, v, 0.02, seed)
+    t = np.arange(len(acc)) / RATE_HZ
+    return acc[(v * t >= 20) & (v * t < 20 + length_m)], v
+
+
+@pytest.mark.parametrize("seed", [3, 4, 5])
+def test_pieces_around_a_gap_read_like_the_whole_stretch(seed):
+    acc, v = _stretch(seed=seed, length_m=250)  # 22 s at 40 km/h
+    truth = (
+        rectified_slope(iso8608_profile(290, 2, seed), DX_M)[int(20 / DX_M) : int(270 / DX_M)].mean() * 1000
+    )
+    whole = iri_from_vertical_acceleration(acc, RATE_HZ, v)
+    cut = len(acc) // 2  # 3 s missing in the middle
+    gappy = iri_from_pieces([acc[:cut], acc[cut + 300 :]], RATE_HZ, v, expected_s=len(acc) / RATE_HZ)
+    assert gappy.iri_mm_per_m == pytest.approx(truth, rel=0.25)  # as good as without the gap
+    assert gappy.iri_mm_per_m == pytest.approx(whole.iri_mm_per_m, rel=0.2)
+    assert gappy.reason == "" and gappy.uncertainty_mm_per_m > 0
+
+
+@pytest.mark.parametrize(
+    ("pieces_s", "expected_s", "reason"),
+    [
+        ((1.5, 1.5, 1.5), 9.0, "no piece of 2 s or more"),  # gaps every 1.5 s
+        ((3.0,), 9.0, "only 3.0 s of 9.0 s usable"),  # most of the stretch missing
+        ((1.0,), None, "only 1.0 s of samples"),  # a short stretch without gaps, as before
+    ],
+)
+def test_too_little_between_gaps_gives_no_estimate_with_the_reason(pieces_s, expected_s, reason):
+    acc, v = _stretch()
+    pieces, at = [], 0
+    for seconds in pieces_s:
+        n = int(seconds * RATE_HZ)
+        pieces.append(acc[at : at + n])
+        at += n + 100
+    est = iri_from_pieces(pieces, RATE_HZ, v, expected_s=expected_s)
+    assert est.iri_mm_per_m is None and est.uncertainty_mm_per_m is None
+    assert reason in est.reason

@@ -35,6 +35,19 @@ def test_bad_files_name_the_problem(tmp_path, content, message):
         read_accel_csv(path)
 
 
-def test_too_slow_logger_is_refused(tmp_path):
-    with pytest.raises(AccelerometerError, match="at least 50 Hz"):
-        read_accel_csv(_write(tmp_path / "a.csv", "t_unix_s,ax_mps2,ay_mps2,az_mps2", rate_hz=20))
+@pytest.mark.parametrize("rate_hz", [10.0, 20.0])
+def test_too_slow_logger_is_refused_naming_both_rates(tmp_path, rate_hz):
+    with pytest.raises(AccelerometerError) as err:
+        read_accel_csv(_write(tmp_path / "a.csv", "t_unix_s,ax_mps2,ay_mps2,az_mps2", rate_hz=rate_hz))
+    message = str(err.value)
+    assert f"sampled at {rate_hz:.1f} Hz" in message and "at least 50 Hz" in message
+    assert "fastest rate" in message and "\n" not in message
+
+
+def test_a_gap_does_not_lower_the_rate(tmp_path):
+    path = _write(tmp_path / "a.csv", "t_unix_s,ax_mps2,ay_mps2,az_mps2", n=3000)
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:1001] + lines[1301:]) + "\n")  # 3 s missing from a 30 s log
+    log = read_accel_csv(path)
+    assert len(log.t_unix_s) == 2700 and np.max(np.diff(log.t_unix_s)) == pytest.approx(3.01)
+    assert log.rate_hz == pytest.approx(100.0, rel=1e-3)  # (n - 1) / span would say 90 Hz
