@@ -227,6 +227,13 @@ def synth(
     direction: Annotated[
         str, typer.Option("--direction", help="'down' (下り, toward higher km) or 'up' (上り, toward km 0).")
     ] = "down",
+    depth_every_m: Annotated[
+        float,
+        typer.Option(
+            "--depth-every-m",
+            help="Also write depth maps (depth/), as a phone LiDAR/ToF would, every this many m; 0 = none.",
+        ),
+    ] = 0.0,
     crf: Annotated[
         int, typer.Option("--crf", help="H.264 quality: 18 = near lossless, 28 = small files.")
     ] = 26,
@@ -262,6 +269,7 @@ def synth(
         height_px=int(m[2]),
         direction=directions[direction.strip().lower()],
         crf=crf,
+        depth_every_m=depth_every_m,
         surface_damage=not clean,
     )
     columns = (TextColumn("rendering"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
@@ -372,6 +380,50 @@ def iri(
         typer.echo(
             "note: uncalibrated vehicle; run 'pavement calibrate-vehicle' once per car and mount", err=True
         )
+
+
+@app.command("rut")
+def rut(
+    run_dir: Annotated[Path, typer.Argument(help="Run folder with video.mp4, a GPS log and camera.json.")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder for sections_20m.csv and segments.geojson.")
+    ] = Path("out/rut"),
+    depth: Annotated[
+        Path | None,
+        typer.Option(
+            "--depth", help="Folder of depth maps (docs/run_folder.md); default RUN_DIR/depth if present."
+        ),
+    ] = None,
+    video: Annotated[
+        bool, typer.Option("--video/--no-video", help="Measure profiles from the video's rut bursts.")
+    ] = True,
+    max_sigma: Annotated[
+        float, typer.Option("--max-sigma", help="Blank a section whose 1-sigma exceeds this (mm).")
+    ] = 3.0,
+) -> None:
+    """Rut depth (わだち掘れ量, mm) per 20 m section and 100 m segment, with its uncertainty.
+
+    Profiles come from the video's rut bursts (plane + parallax between consecutive frames) and
+    from depth maps when the phone has a depth sensor. A section whose uncertainty is larger than
+    --max-sigma is left blank with the reason, never guessed.
+    """
+    from rich.progress import Progress
+
+    from pipelines.rut import RutConfig, run_rut
+
+    config = RutConfig(max_sigma_mm=max_sigma, use_video=video, depth_dir=depth)
+    with Progress(transient=True) as bar:
+        task = bar.add_task("rut bursts", total=None)
+        result = run_rut(
+            run_dir, out, config, lambda done, total: bar.update(task, completed=done, total=total)
+        )
+    known = sum(s.rut_depth_mm is not None for s in result.segments)
+    typer.echo(
+        f"rut depth for {known} of {len(result.segments)} segments from {result.n_profiles} profiles"
+        f" -> {result.segments_geojson}"
+    )
+    for w in result.warnings:
+        typer.echo(f"warning: {w}", err=True)
 
 
 @app.command("calibrate-vehicle")

@@ -125,6 +125,7 @@ class GeotagResult:
     referencing: str  # "ledger" or "track_distance"
     warnings: tuple[str, ...]
     ledger: RouteLedger | None = None  # the route ledger the frames were placed on
+    plan: FramePlan | None = None  # the frame plan, in the order of ``frames`` (rut bursts)
 
 
 def _find(run_dir: Path, names: tuple[str, ...], patterns: tuple[str, ...] = ()) -> Path | None:
@@ -404,6 +405,7 @@ def run_geotag(
         referencing,
         tuple(warnings),
         ledger,
+        plan,
     )
 
 

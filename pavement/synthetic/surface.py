@@ -153,7 +153,11 @@ YELLOW_PAINT_RGB = np.array([0.70, 0.50, 0.10], np.float32)
 GRAVEL_RGB = np.array([0.27, 0.25, 0.21], np.float32)
 GRASS_RGB = np.array([0.075, 0.13, 0.045], np.float32)
 DRY_GRASS_RGB = np.array([0.21, 0.19, 0.11], np.float32)
-CRACK_GROOVE_M = 0.005  # depth of a crack groove at full coverage
+CRACK_GROOVE_M = 0.005
+# Stones of the surface course against the binder, 1-2 cm: the texture a camera sees at 2-8 m.
+# A function of position only (lattice noise), so every frame sees the same stones, as multi-view
+# measurement (rut depth) needs; the per-tier ``grain`` is finer than a pixel there.
+AGGREGATE_CONTRAST = 0.16  # depth of a crack groove at full coverage
 
 
 @dataclass(frozen=True, eq=False)
@@ -184,7 +188,8 @@ def generate_tile(scene: Scene, chunk: int, tier: int) -> Tile:
     t_axis = t_start + (np.arange(n_t) + 0.5) * res
     key = scene.seed * 7919
     noise = {
-        c: lattice_noise(key + n, c, res, i0, n_t, j0, n_s) for n, c in enumerate((0.02, 0.08, 0.32, 0.64))
+        c: lattice_noise(key + n, c, res, i0, n_t, j0, n_s)
+        for n, c in enumerate((0.02, 0.08, 0.32, 0.64, 0.01))
     }
     rng = np.random.default_rng([scene.seed, chunk, tier, 11])
     # Fine grain: uniform noise (unit variance), blurred to ~3 mm stones; fainter at coarse tiers
@@ -201,7 +206,13 @@ def generate_tile(scene: Scene, chunk: int, tier: int) -> Tile:
     # --- albedo of the asphalt (one channel until the end, then RGB) ---
     tone = scene.tone(s_axis).astype(np.float32)[None, :]
     gray = tone * (
-        1.0 + 0.10 * grain + 0.06 * noise[0.02] + 0.05 * noise[0.08] + 0.06 * noise[0.32] + 0.05 * noise[0.64]
+        1.0
+        + 0.10 * grain
+        + AGGREGATE_CONTRAST * noise[0.01]
+        + 0.10 * noise[0.02]
+        + 0.05 * noise[0.08]
+        + 0.06 * noise[0.32]
+        + 0.05 * noise[0.64]
     )
     # Wheel paths are polished a little lighter, the lane centre darkened by oil drips.
     band = np.ones(n_t, np.float32)
