@@ -497,6 +497,25 @@ def _write_frames(path: Path, poses: tuple[FramePose, ...], plan: FramePlan) -> 
             )
 
 
+def segment_feature(rs: RunSegment, properties: dict) -> dict:
+    """A GeoJSON feature of one run segment: its keys and partial flag, then ``properties``
+    (the per-stage figures of ``pavement iri``, ``pavement rut``)."""
+    k = rs.key
+    keys = {
+        "route_no": k.route_no,
+        "direction": str(k.direction),
+        "kp_km": k.kp_km,
+        "offset_m": k.offset_m,
+        "length_m": k.length_m,
+        "partial": rs.segment.partial,
+    }
+    return {
+        "type": "Feature",
+        "geometry": {"type": "LineString", "coordinates": [list(c) for c in rs.segment.coordinates]},
+        "properties": keys | properties,
+    }
+
+
 def _write_segments(path: Path, segments: tuple[RunSegment, ...]) -> None:
     features = []
     for rs in segments:

@@ -32,7 +32,7 @@ from pavement.ride import (
     vertical_acceleration,
 )
 from pipelines.accel_io import AccelLog, read_accel_csv
-from pipelines.geotag import GeotagConfig, GeotagResult, run_geotag
+from pipelines.geotag import GeotagConfig, GeotagResult, run_geotag, segment_feature
 
 logger = logging.getLogger(__name__)
 
@@ -207,26 +207,18 @@ def run_iri(
     estimates = segment_iri(geo, log, gain)
     features = []
     for rs, est in zip(geo.segments, estimates, strict=True):
-        k = rs.key
         iri = None if est is None or est.iri_mm_per_m is None else round(est.iri_mm_per_m, 2)
         features.append(
-            {
-                "type": "Feature",
-                "geometry": {"type": "LineString", "coordinates": [list(c) for c in rs.segment.coordinates]},
-                "properties": {
-                    "route_no": k.route_no,
-                    "direction": str(k.direction),
-                    "kp_km": k.kp_km,
-                    "offset_m": k.offset_m,
-                    "length_m": k.length_m,
-                    "partial": rs.segment.partial,
+            segment_feature(
+                rs,
+                {
                     "iri_mm_per_m": iri,
                     "iri_uncertainty_mm_per_m": None if iri is None else round(est.uncertainty_mm_per_m, 2),
                     "mean_speed_kmh": None if est is None else round(est.mean_speed_mps * 3.6, 1),
                     "calibrated": vehicle is not None,
                     "reason": "no samples while moving" if est is None else est.reason,
                 },
-            }
+            )
         )
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "segments.geojson"

@@ -43,7 +43,7 @@ from pavement.rut_profile import (
 )
 from pavement.rut_video import BurstProfile, RutSweepConfig, burst_profile
 from pavement.segments import Direction, RunSegment
-from pipelines.geotag import GeotagConfig, GeotagResult, run_geotag
+from pipelines.geotag import GeotagConfig, GeotagResult, run_geotag, segment_feature
 from pipelines.rut_depth_source import chainage_of_video_time, profiles_from_depth_folder
 from pipelines.video_motion import iter_frames, probe_video
 
@@ -223,18 +223,10 @@ def run_rut(
                 )  # fmt: skip
     features = []
     for rs, seg in zip(geo.segments, segments, strict=True):
-        k = rs.key
         features.append(
-            {
-                "type": "Feature",
-                "geometry": {"type": "LineString", "coordinates": [list(c) for c in rs.segment.coordinates]},
-                "properties": {
-                    "route_no": k.route_no,
-                    "direction": str(k.direction),
-                    "kp_km": k.kp_km,
-                    "offset_m": k.offset_m,
-                    "length_m": k.length_m,
-                    "partial": rs.segment.partial,
+            segment_feature(
+                rs,
+                {
                     "rut_depth_mm": _round(seg.rut_depth_mm),
                     "rut_depth_max_mm": _round(seg.rut_depth_max_mm),
                     "rut_uncertainty_mm": _round(seg.sigma_mm),
@@ -242,7 +234,7 @@ def run_rut(
                     "rut_sections_measured": seg.n_used,
                     "reason": seg.reason,
                 },
-            }
+            )
         )
     segments_geojson = out_dir / "segments.geojson"
     segments_geojson.write_text(
