@@ -7,6 +7,11 @@ so the official workbook of any version can be dropped in: unknown headers stay 
 reported), and a value outside a column's list is an ``ExportError`` naming the column.
 
 ``segments_to_form_rows`` is the pure converter; ``write_form_xlsx`` the thin writer.
+
+Batch export (``pavement export-form``): ``read_form_xlsx`` reads a run's form back by header name,
+``merge_form_rows`` orders the rows of several runs by 路線番号 (numerically), 上下 and 距離標 and
+keeps the newest row of a segment that more than one run surveyed (see its docstring).
+
 The project's default template (``templates/form_a_default.xlsx``) is made by
 ``templates/make_form_a_template.py``; its later columns (after the start point) are not
 confirmed from an official source.
@@ -15,15 +20,19 @@ confirmed from an official source.
 from __future__ import annotations
 
 import logging
+import os
+import re
+import secrets
 import unicodedata
 import zipfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 from pavement.diagnosis import Category
-from pavement.errors import ExportError
-from pavement.segments import Segment
+from pavement.errors import ExportError, InputError
+from pavement.segments import Segment, SegmentKey
 
 logger = logging.getLogger(__name__)
 
@@ -145,12 +154,31 @@ def _round(value: float | None, ndigits: int) -> float | None:
     return None if value is None else round(value, ndigits)
 
 
-def segments_to_form_rows(segments: list[Segment], context: FormContext) -> list[FormRow]:
+def route_sort_key(route_no: str) -> tuple[tuple[int, int | str], ...]:
+    """Natural order of route numbers: 3 before 10 before 101, "7-2" (枝番) after "7"."""
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in re.findall(r"\d+|\D+", str(route_no)))
+
+
+def segment_order_key(key: SegmentKey) -> tuple:
+    """Route (natural order), direction, 距離標, 追加距離: the order of every form and album."""
+    return (route_sort_key(key.route_no), str(key.direction), key.kp_km, key.offset_m)
+
+
+def segments_to_form_rows(
+    segments: list[Segment],
+    context: FormContext,
+    photo_frames: Mapping[SegmentKey, Sequence[int]] | None = None,
+) -> list[FormRow]:
     """One row per segment, in route / direction / 距離標 order; the end point is the start of
-    the next 100 m (距離標 + 追加距離 + length)."""
+    the next 100 m (距離標 + 追加距離 + length).
+
+    写真番号 lists the frame indices of the segment's photos: ``photo_frames[key]`` where given
+    (the frames the 画像集 shows, ``exporters.album.album_photo_frames``), else its first three frames.
+    """
     rows = []
-    for seg in sorted(segments, key=lambda s: s.key):
+    for seg in sorted(segments, key=lambda s: segment_order_key(s.key)):
         k, m = seg.key, seg.metrics
+        photos = photo_frames[k] if photo_frames is not None and k in photo_frames else seg.frame_indices[:3]
         remarks = ["区間の一部のみ走行"] if seg.partial else []
         if m.coverage_pct is not None and m.coverage_pct < 50:
             remarks.append(f"調査範囲 {m.coverage_pct:.0f}%")
@@ -189,7 +217,7 @@ def segments_to_form_rows(segments: list[Segment], context: FormContext) -> list
                 iri_mm_per_m=_round(m.iri_mm_per_m, 2),
                 category=CATEGORY_LABEL[m.category] if m.category else None,
                 action="",
-                photo_no=",".join(str(i) for i in seg.frame_indices[:3]),
+                photo_no=",".join(str(i) for i in photos),
                 remarks="、".join(remarks),
             )
         )
@@ -264,11 +292,202 @@ def write_form_xlsx(rows: list[FormRow], path: Path, template: Path = DEFAULT_TE
             sheet.cell(row=r, column=col, value=value)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        book.save(path)
     except OSError as exc:
         raise ExportError(f"cannot write {path}: {exc}") from exc
+    save_workbook(book, path)
     return unknown
+
+
+def save_workbook(book, path: Path) -> None:
+    """Save an openpyxl workbook to a temporary file beside ``path``, then rename it over ``path``:
+    a reader (or a crash) never sees half a workbook. ``ExportError`` when it cannot be written."""
+    path = Path(path)
+    # Not tempfile.mkstemp: its 0600 mode would survive the rename and hide the form from colleagues.
+    tmp = path.with_name(f".{path.stem}.{secrets.token_hex(4)}.tmp.xlsx")
+    try:
+        book.save(tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ExportError(f"cannot write {path}: {exc}") from exc
 
 
 def form_row_field_names() -> list[str]:
     return [f.name for f in fields(FormRow)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Batch export: read the forms of several runs back and merge them into one.
+# ---------------------------------------------------------------------------------------------
+
+#: Columns a run's form must have to be merged: they identify and order the rows.
+KEY_FIELDS = ("route_no", "direction", "start_kp_km", "start_offset_m")
+_HEADER_BY_FIELD = {v: k for k, v in FIELD_BY_HEADER.items()}
+
+
+@dataclass(frozen=True)
+class RunRows:
+    """The 様式A rows of one processed run; ``source`` names it in messages (its folder)."""
+
+    source: str
+    rows: tuple[FormRow, ...]
+
+
+@dataclass(frozen=True)
+class DuplicateSegment:
+    """A segment (and lane) that more than one row of the runs describes."""
+
+    label: str  # e.g. "路線 3 下り 12 km + 300 m 車線 1"
+    sources: tuple[str, ...]  # the runs that have it, in the order given
+    kept: tuple[str, ...]  # the runs whose row is in the merged form
+    n_rows: int
+    n_kept: int
+
+    @property
+    def message(self) -> str:
+        what = f"{self.label}: {self.n_rows} rows ({', '.join(self.sources)})"
+        if self.n_kept == self.n_rows:
+            return f"{what}; all kept"
+        return f"{what}; kept the newest, from {', '.join(self.kept)}"
+
+
+@dataclass(frozen=True)
+class FormMerge:
+    rows: tuple[FormRow, ...]
+    duplicates: tuple[DuplicateSegment, ...]
+
+
+def _cell_to_field(value: object, annotation: str) -> object:
+    """A cell value read back as the FormRow field's type; blank -> None (or "" for text)."""
+    if isinstance(value, str) and not value.strip():
+        value = None
+    if "str" in annotation:
+        if value is None:
+            return None if "None" in annotation else ""
+        if isinstance(value, datetime):
+            return value.date().isoformat()  # a date Excel recognised when someone edited the cell
+        if isinstance(value, date):
+            return value.isoformat()
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))
+        return str(value)
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{value!r} is not a number") from None
+    return int(number) if annotation.startswith("int") and number.is_integer() else number
+
+
+def read_form_xlsx(path: Path) -> list[FormRow]:
+    """Read the rows of a filled 様式A workbook back by header name (row 2), from row 3 on.
+
+    Any template the writer accepts works; columns it lacks come back blank. Rows without a
+    路線番号 are skipped (empty lines). ``InputError`` names the file and what is wrong with it.
+    """
+    import openpyxl
+
+    path = Path(path)
+    try:
+        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise InputError(f"cannot read the 様式A workbook {path}: {exc}") from exc
+    try:
+        rows = list(book.worksheets[0].iter_rows(min_row=HEADER_ROW, values_only=True))
+    finally:
+        book.close()
+    headers = rows[0] if rows else ()
+    column_of = {}
+    for i, header in enumerate(headers):
+        field = _FIELD_BY_NORMALISED.get(_normalise_header(header))
+        if field and field not in column_of:
+            column_of[field] = i
+    missing = [_HEADER_BY_FIELD[f] for f in KEY_FIELDS if f not in column_of]
+    if missing:
+        raise InputError(
+            f"{path} has no column {', '.join(missing)} in row {HEADER_ROW}; "
+            "it is not a 様式A form written by 'pavement process'"
+        )
+    annotations = {f.name: str(f.type) for f in fields(FormRow)}
+    out = []
+    for r, values in enumerate(rows[1:], start=FIRST_DATA_ROW):
+        if all(v is None or str(v).strip() == "" for v in values):
+            continue
+        kwargs = {}
+        for name, annotation in annotations.items():
+            value = values[column_of[name]] if name in column_of and column_of[name] < len(values) else None
+            try:
+                kwargs[name] = _cell_to_field(value, annotation)
+            except ValueError as exc:
+                raise InputError(
+                    f"{path} row {r}, column '{_HEADER_BY_FIELD[name]}': {exc}; "
+                    "fix the cell or write the form again"
+                ) from exc
+        if not kwargs["route_no"]:
+            continue
+        blank = [_HEADER_BY_FIELD[f] for f in KEY_FIELDS if kwargs[f] in (None, "")]
+        if blank:
+            raise InputError(
+                f"{path} row {r}: {', '.join(blank)} is blank; every row needs its 距離標 and 上下"
+            )
+        out.append(FormRow(**kwargs))
+    return out
+
+
+def form_row_order_key(row: FormRow) -> tuple:
+    """路線番号 (natural order), 上下, 距離標, 追加距離, then 現道・旧道・新道 and 車線."""
+    return (
+        route_sort_key(row.route_no),
+        row.direction,
+        row.start_kp_km,
+        row.start_offset_m,
+        row.road_status,
+        row.lane_code if row.lane_code is not None else -1,
+    )
+
+
+def _date_key(text: str) -> date:
+    """点検年月日 for "newest": ISO or 2026/11/02; unreadable or blank counts as oldest."""
+    try:
+        return date.fromisoformat(str(text).strip().replace("/", "-"))
+    except ValueError:
+        return date.min
+
+
+def merge_form_rows(runs: Sequence[RunRows], keep_duplicates: bool = False) -> FormMerge:
+    """The rows of several runs as one form, ordered by ``form_row_order_key``.
+
+    A 様式A form holds one record per 100 m segment and lane for the inspection period, so when
+    several runs surveyed the same segment (same 路線番号, 現道・旧道・新道, 上下, 車線, 距離標 and
+    追加距離) the row with the newest 点検年月日 is kept: the latest condition is what the office
+    reports. On equal dates the run given later wins. ``keep_duplicates`` keeps every row instead
+    (oldest first). Either way each such segment is listed in ``duplicates``.
+    """
+    groups: dict[tuple, list[tuple[int, int, FormRow]]] = {}
+    for run_no, run in enumerate(runs):
+        for row_no, row in enumerate(run.rows):
+            groups.setdefault(form_row_order_key(row), []).append((run_no, row_no, row))
+    merged: list[FormRow] = []
+    duplicates = []
+    for key in sorted(groups):
+        group = sorted(groups[key], key=lambda g: (_date_key(g[2].inspection_date), g[0], g[1]))
+        kept = group if keep_duplicates else group[-1:]
+        merged.extend(row for _, _, row in kept)
+        if len(group) > 1:
+            run_nos = sorted({g[0] for g in group})
+            row = group[0][2]
+            label = (
+                f"路線 {row.route_no} {row.direction} {row.start_kp_km:g} km + {row.start_offset_m:g} m"
+                + (f" 車線 {row.lane_code}" if row.lane_code is not None else "")
+            )
+            duplicates.append(
+                DuplicateSegment(
+                    label=label,
+                    sources=tuple(runs[i].source for i in run_nos),
+                    kept=tuple(dict.fromkeys(runs[g[0]].source for g in kept)),
+                    n_rows=len(group),
+                    n_kept=len(kept),
+                )
+            )
+    return FormMerge(tuple(merged), tuple(duplicates))
