@@ -342,13 +342,15 @@ class DuplicateSegment:
     kept: tuple[str, ...]  # the runs whose row is in the merged form
     n_rows: int
     n_kept: int
+    same_date: bool = False  # the newest rows share their 点検年月日: the run given later won
 
     @property
     def message(self) -> str:
         what = f"{self.label}: {self.n_rows} rows ({', '.join(self.sources)})"
         if self.n_kept == self.n_rows:
             return f"{what}; all kept"
-        return f"{what}; kept the newest, from {', '.join(self.kept)}"
+        why = "the run given later (same 点検年月日)" if self.same_date else "the newest"
+        return f"{what}; kept {why}: {', '.join(self.kept)}"
 
 
 @dataclass(frozen=True)
@@ -488,6 +490,8 @@ def merge_form_rows(runs: Sequence[RunRows], keep_duplicates: bool = False) -> F
                     kept=tuple(dict.fromkeys(runs[g[0]].source for g in kept)),
                     n_rows=len(group),
                     n_kept=len(kept),
+                    same_date=_date_key(group[-1][2].inspection_date)
+                    == _date_key(group[-2][2].inspection_date),
                 )
             )
     return FormMerge(tuple(merged), tuple(duplicates))

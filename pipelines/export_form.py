@@ -115,8 +115,8 @@ def run_export_form(
     unknown = write_form_xlsx(list(merged.rows), out_path, template)
     if unknown:
         warnings.append(f"template columns left blank (no field for them): {', '.join(unknown)}")
-    for w in warnings:
-        logger.warning("%s", w)
+    for w in warnings:  # the caller shows them (the CLI prints them); the report keeps them all
+        logger.info("%s", w)
 
     report_json = out_path.with_name(f"{out_path.stem}_report.json")
     report = {

@@ -223,13 +223,15 @@ def test_merge_orders_runs_and_keeps_the_newest_duplicate():
     assert merged.rows[1].iri_mm_per_m == 2.0
     (dup,) = merged.duplicates
     assert dup.sources == ("runs/b", "runs/a") and dup.kept == ("runs/b",)
-    assert "路線 3 下り 12 km + 100 m" in dup.message and "kept the newest" in dup.message
+    assert "路線 3 下り 12 km + 100 m" in dup.message and dup.message.endswith("kept the newest: runs/b")
 
 
 def test_merge_ties_and_keep_duplicates():
     a = RunRows("a", (_row("3", "下り", 0, iri=1.0),))
     b = RunRows("b", (_row("3", "下り", 0, iri=2.0),))
-    assert merge_form_rows([a, b]).rows[0].iri_mm_per_m == 2.0  # same date: the run given later
+    tie = merge_form_rows([a, b])
+    assert tie.rows[0].iri_mm_per_m == 2.0  # same date: the run given later
+    assert tie.duplicates[0].message.endswith("kept the run given later (same 点検年月日): b")
     kept = merge_form_rows([a, b], keep_duplicates=True)
     assert [r.iri_mm_per_m for r in kept.rows] == [1.0, 2.0]
     assert kept.duplicates[0].message.endswith("all kept")
