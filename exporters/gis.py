@@ -42,11 +42,14 @@ class SegmentRecord:
     coverage_pct: float | None
     rut_depth_mm: float | None
     rut_depth_max_mm: float | None
+    rut_uncertainty_mm: float | None
     iri_mm_per_m: float | None
+    iri_uncertainty_mm_per_m: float | None
     pothole_count: int
     mci: float | None
     category: str | None
     frame_ids: str
+    representative_frame_ids: str
     coordinates: tuple[tuple[float, float], ...]  # (lon, lat) along the segment
 
     def properties(self) -> dict[str, object]:
@@ -64,6 +67,9 @@ SHAPEFILE_NAMES = {
     "coverage_pct": "cover_pct",
     "rut_depth_mm": "rut_mm",
     "rut_depth_max_mm": "rut_max_mm",
+    "rut_uncertainty_mm": "rut_sd_mm",
+    "iri_uncertainty_mm_per_m": "iri_sd",
+    "representative_frame_ids": "album_ids",
     "iri_mm_per_m": "iri",
     "pothole_count": "potholes",
 }
@@ -98,11 +104,14 @@ def segments_to_records(segments: list[Segment]) -> list[SegmentRecord]:
                 coverage_pct=_clean(m.coverage_pct, 1),
                 rut_depth_mm=_clean(m.rut_depth_mm, 1),
                 rut_depth_max_mm=_clean(m.rut_depth_max_mm, 1),
+                rut_uncertainty_mm=_clean(m.rut_uncertainty_mm, 1),
                 iri_mm_per_m=_clean(m.iri_mm_per_m, 2),
+                iri_uncertainty_mm_per_m=_clean(m.iri_uncertainty_mm_per_m, 2),
                 pothole_count=m.pothole_count,
                 mci=_clean(m.mci, 2),
                 category=str(m.category) if m.category else None,
                 frame_ids=",".join(str(i) for i in seg.frame_indices),
+                representative_frame_ids=",".join(str(i) for i in seg.representative_frames),
                 coordinates=tuple((round(lon, 7), round(lat, 7)) for lon, lat in coords),
             )
         )

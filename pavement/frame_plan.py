@@ -94,6 +94,38 @@ def plan_frames(
             for i in range(start, min(start + config.burst_frames, n)):
                 if sample.covered[i]:
                     chosen[i] = burst
+    return _build(chosen, t_video_s, t_unix_s, sample, distance, config)
+
+
+def plan_from_selection(
+    selection: dict[int, int],
+    t_video_s: np.ndarray,
+    t_unix_s: np.ndarray,
+    sample: TrackSample,
+    distance_m: np.ndarray,
+    config: FramePlanConfig = FramePlanConfig(),
+) -> FramePlan:
+    """The plan of frames chosen beforehand (frame index -> burst id, e.g. by ``OdometryPlanner``
+    while the video streamed), placed on the track. The same rules as ``plan_frames`` drop what
+    the track cannot place: frames outside its coverage, and spaced frames while standing."""
+    covered = np.asarray(sample.covered, dtype=bool)
+    moving = covered & (np.asarray(sample.speed_mps) >= config.min_speed_mps)
+    chosen = {
+        i: b
+        for i, b in selection.items()
+        if 0 <= i < len(t_video_s) and (moving[i] if b == NO_BURST else covered[i])
+    }
+    return _build(chosen, t_video_s, t_unix_s, sample, np.asarray(distance_m, dtype=float), config)
+
+
+def _build(
+    chosen: dict[int, int],
+    t_video_s: np.ndarray,
+    t_unix_s: np.ndarray,
+    sample: TrackSample,
+    distance: np.ndarray,
+    config: FramePlanConfig,
+) -> FramePlan:
     order = sorted(chosen)
     poses = tuple(
         FramePose(
@@ -111,3 +143,66 @@ def plan_frames(
     return FramePlan(
         poses, tuple(float(distance[i]) for i in order), tuple(chosen[i] for i in order), config.spacing_m
     )
+
+
+class OdometryPlanner:
+    """Chooses frames while the video streams, by the distance the video itself measures (the
+    road-plane flow), so that each frame is decoded once and analysed at once: the first frame at
+    or past every ``spacing_m`` mark, and ``burst_frames`` consecutive frames from every
+    ``burst_every_m`` mark. The GPS places the chosen frames afterwards (``plan_from_selection``).
+
+    Where the flow finds no match the last measured speed is carried for ``hold_s``; after that the
+    car is taken to move at ``fallback_speed_mps`` (frames by time: the track later drops those
+    taken while standing)."""
+
+    def __init__(
+        self,
+        config: FramePlanConfig = FramePlanConfig(),
+        hold_s: float = 2.0,
+        fallback_speed_mps: float = 8.0,
+    ) -> None:
+        self.config = config
+        self.hold_s = hold_s
+        self.fallback_speed_mps = fallback_speed_mps
+        self.distance_m = 0.0
+        self.selection: dict[int, int] = {}
+        self._index = -1
+        self._t: float | None = None
+        self._speed = (float("-inf"), fallback_speed_mps)  # (time measured, m/s)
+        self._next_mark = 0.0
+        self._next_burst = 0.0
+        self._burst = NO_BURST
+        self._burst_left = 0
+        self._n_bursts = 0
+        self.spaced = False  # the last frame pushed was chosen by spacing (a burst may include it)
+
+    def push(self, t_s: float, step_m: float | None) -> int | None:
+        """One frame, in order, with the road travelled since the previous frame (None: not
+        measured). Returns None when the frame is not chosen, else its burst id (``NO_BURST`` for
+        a frame chosen by spacing only)."""
+        self._index += 1
+        dt = 0.0 if self._t is None else t_s - self._t
+        self._t = t_s
+        if step_m is not None and dt > 0:
+            self._speed = (t_s, max(step_m, 0.0) / dt)
+        elif step_m is None and t_s - self._speed[0] > self.hold_s:
+            self._speed = (self._speed[0], self.fallback_speed_mps)
+        step = max(step_m, 0.0) if step_m is not None else self._speed[1] * dt
+        self.distance_m += step
+        moving = self._speed[1] >= self.config.min_speed_mps
+        chosen: int | None = None
+        self.spaced = False
+        if self._burst_left > 0:
+            chosen, self._burst_left = self._burst, self._burst_left - 1
+        if moving and self.distance_m >= self._next_mark:
+            chosen = NO_BURST if chosen is None else chosen
+            self.spaced = True
+            self._next_mark = (self.distance_m // self.config.spacing_m + 1) * self.config.spacing_m
+        if moving and self.config.burst_every_m > 0 and self.distance_m >= self._next_burst:
+            chosen, self._burst_left = self._n_bursts, self.config.burst_frames - 1
+            self._burst = self._n_bursts
+            self._n_bursts += 1
+            self._next_burst = (self.distance_m // self.config.burst_every_m + 1) * self.config.burst_every_m
+        if chosen is not None:
+            self.selection[self._index] = chosen
+        return chosen

@@ -88,7 +88,9 @@ class SegmentMetrics:
     crack_ratio_pct: float | None = None
     rut_depth_mm: float | None = None
     rut_depth_max_mm: float | None = None
+    rut_uncertainty_mm: float | None = None  # 1-sigma of rut_depth_mm
     iri_mm_per_m: float | None = None
+    iri_uncertainty_mm_per_m: float | None = None  # 1-sigma
     pothole_count: int = 0
     mci: float | None = None
     category: Category | None = None
@@ -106,6 +108,7 @@ class Segment:
     end_lon: float
     partial: bool = False
     frame_indices: tuple[int, ...] = ()
+    representative_frames: tuple[int, ...] = ()  # the album's frames of this segment
     metrics: SegmentMetrics = field(default_factory=SegmentMetrics)
     #: (lon, lat) vertices along the segment; empty = the straight line from start to end.
     coordinates: tuple[tuple[float, float], ...] = ()

@@ -241,6 +241,15 @@ def synth(
         bool,
         typer.Option("--clean", help="No cracks, potholes or patching: a sound road (false-alarm counts)."),
     ] = False,
+    render_scale: Annotated[
+        float,
+        typer.Option(
+            "--render-scale",
+            help="Render frames at this fraction of --size (0-1) and upscale them: a shortcut for long "
+            "benchmark runs (0.25 renders ~10x faster at 1920x1080). Upscaled frames carry less detail: "
+            "not for accuracy evaluation. GPS, accelerometer and truth.json do not change.",
+        ),
+    ] = 1.0,
 ) -> None:
     """Make a synthetic patrol run with exact ground truth: dash-camera video of a rendered road
     (cracks, potholes, patching, ruts), GPS, accelerometer, route ledger, camera profile, truth.json.
@@ -271,6 +280,7 @@ def synth(
         crf=crf,
         depth_every_m=depth_every_m,
         surface_damage=not clean,
+        render_scale=render_scale,
     )
     columns = (TextColumn("rendering"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, transient=True) as bar:
@@ -310,40 +320,70 @@ def process(
             "--vehicle", help="vehicle.json from 'pavement calibrate-vehicle' (IRI gain of this car)."
         ),
     ] = None,
+    spacing: Annotated[
+        float, typer.Option("--spacing-m", help="Analyse one frame per this much travel (m).")
+    ] = 5.0,
+    depth: Annotated[
+        Path | None,
+        typer.Option("--depth", help="Folder of phone depth maps for rut depth (default: RUN_DIR/depth)."),
+    ] = None,
+    rut_video: Annotated[
+        bool,
+        typer.Option(
+            "--rut-video",
+            help="Also measure rut depth from the video's 20 m bursts (experimental, ~10 s per burst; "
+            "needs 1280 px wide, high-bitrate video).",
+        ),
+    ] = False,
+    no_privacy: Annotated[
+        bool,
+        typer.Option(
+            "--no-privacy", help="Do not blur faces and licence plates (only for runs that stay in-house)."
+        ),
+    ] = False,
 ) -> None:
-    """The main job: one patrol run -> figures per 100 m segment, 様式A, GIS files, KPI and a map.
+    """The main job: one patrol run -> figures per 100 m segment, 様式A, 画像集, GIS files, KPI, a map.
 
-    Outputs in OUT: segments.geojson/.csv/.gpkg/.kml, form_a.xlsx, kpi.json, map.html,
-    potholes.geojson, detections.json, report.json, geotag/.
+    Decodes the video once. Outputs in OUT: segments.geojson/.csv/.gpkg/.kml, form_a.xlsx,
+    album.xlsx, frames/, kpi.json, map.html, potholes.geojson, detections.json, report.json,
+    geotag/. They appear only when the run is complete (written to a temporary folder first).
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from pavement.frame_plan import FramePlanConfig
     from pipelines.detect import DEFAULT_MODEL, DetectorConfig
     from pipelines.geotag import GeotagConfig
     from pipelines.iri import VehicleCalibration
     from pipelines.process import ProcessConfig, run_process
+    from pipelines.rut import RutConfig
 
     detector = DetectorConfig() if conf is None else DetectorConfig(conf=conf)
     config = ProcessConfig(
-        geotag=GeotagConfig(clock_offset_s=clock_offset),
+        geotag=GeotagConfig(clock_offset_s=clock_offset, plan=FramePlanConfig(spacing_m=spacing)),
         detector=detector,
         model_path=model or DEFAULT_MODEL,
         detect=not no_detect,
         vehicle_gain=VehicleCalibration.read(vehicle).gain if vehicle else 1.0,
+        rut=RutConfig(depth_dir=depth),
+        rut_video=rut_video,
+        privacy=not no_privacy,
     )
     columns = (
-        TextColumn("{task.description:<8}"),
+        TextColumn("{task.description:<6}"),
         BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TextColumn("{task.fields[km]}"),
         TimeRemainingColumn(),
     )
     with Progress(*columns, transient=True) as bar:
         tasks: dict[str, int] = {}
 
-        def on_progress(stage: str, done: int, total: int) -> None:
+        def on_progress(stage: str, done: int, total: int, km: float | None = None) -> None:
             if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total or None)
-            bar.update(tasks[stage], completed=done, total=total or None)
+                tasks[stage] = bar.add_task(stage, total=total or None, km="")
+            bar.update(
+                tasks[stage], completed=done, total=total or None, km="" if km is None else f"{km:.2f} km"
+            )
 
         result = run_process(run_dir, out, config, on_progress)
     known = sum(s.metrics.iri_mm_per_m is not None for s in result.segments)
@@ -351,7 +391,8 @@ def process(
     for w in result.warnings:
         typer.echo(f"note: {w}", err=True)
     typer.echo(
-        f"results in {out}/: form_a.xlsx, segments.geojson/.csv/.gpkg/.kml, map.html, kpi.json, report.json"
+        f"results in {out}/: form_a.xlsx, album.xlsx, segments.geojson/.csv/.gpkg/.kml, map.html, "
+        "kpi.json, report.json"
     )
 
 
@@ -445,3 +486,58 @@ def calibrate_vehicle(
 
     cal = run_calibrate_vehicle(run_dir, reference, out)
     typer.echo(f"gain {cal.gain:.3f} from {cal.n_segments} segments -> {out}")
+
+
+@app.command("export-form")
+def export_form(
+    results: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Output folders of 'pavement process' (each holds form_a.xlsx), e.g. all runs of a "
+            "year for one office: out/2026/*.",
+            metavar="RESULTS",
+            show_default=False,
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option("--out", "-o", help="The 様式A workbook to write (.xlsx, in an existing folder)."),
+    ],
+    template: Annotated[
+        Path | None,
+        typer.Option(
+            "--template",
+            "-t",
+            help="様式A template: row 1 the data types, row 2 the column names, list validations. "
+            "The official workbook works as it is (columns are matched by name). "
+            "Default: the project's template.",
+        ),
+    ] = None,
+    keep_duplicates: Annotated[
+        bool,
+        typer.Option(
+            "--keep-duplicates",
+            help="Keep a row per run for a segment several runs surveyed "
+            "(default: only the newest 点検年月日; later folder wins a tie).",
+        ),
+    ] = False,
+) -> None:
+    """Batch 様式A: the forms of several processed runs in one workbook, one row per 100 m segment.
+
+    Rows are ordered by 路線番号, 上下 and 距離標 (km post, then metres past it).
+
+    A segment surveyed by more than one run keeps its newest row, with a warning.
+
+    Writes OUT and, beside it, OUT's report (<name>_report.json: runs, rows, duplicates).
+    """
+    from pipelines.export_form import ExportFormConfig, run_export_form
+
+    config = ExportFormConfig(keep_duplicates=keep_duplicates)
+    if template is not None:
+        config = ExportFormConfig(template=template, keep_duplicates=keep_duplicates)
+    result = run_export_form(results, out, config)
+    for w in result.warnings[:10]:
+        typer.echo(f"warning: {w}", err=True)
+    if len(result.warnings) > 10:
+        typer.echo(f"warning: {len(result.warnings) - 10} more in {result.report_json}", err=True)
+    typer.echo(f"{result.n_rows} rows from {result.n_runs} runs -> {result.out_path}")

@@ -20,6 +20,7 @@ import csv
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,7 +38,7 @@ from pavement.clock import (
     user_clock_offset,
 )
 from pavement.errors import CalibrationError, ConfigError, GpsTrackError, VideoUnreadable
-from pavement.frame_plan import NO_BURST, FramePlan, FramePlanConfig, plan_frames
+from pavement.frame_plan import NO_BURST, FramePlan, FramePlanConfig, plan_frames, plan_from_selection
 from pavement.geodesy import PlaneProjection, plane_crs_for, plane_crs_from_epsg
 from pavement.gps_track import (
     FixFlag,
@@ -65,6 +66,7 @@ from pipelines.gps_io import read_track
 from pipelines.route_ledger_io import read_route_ledger
 from pipelines.video_motion import (
     ProgressCallback,
+    VideoInfo,
     VideoMotion,
     frame_times,
     measure_video_motion,
@@ -143,22 +145,15 @@ def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-5] + "Z"
 
 
-def run_geotag(
-    run_dir: Path,
-    out_dir: Path,
-    config: GeotagConfig = GeotagConfig(),
-    on_progress: ProgressCallback | None = None,
-) -> GeotagResult:
-    """Geotag the run in ``run_dir``; write frames.csv, segments.geojson, report.json to ``out_dir``."""
-    started = time.perf_counter()
-    run_dir, out_dir = Path(run_dir), Path(out_dir)
+def find_inputs(run_dir: Path, config: GeotagConfig) -> tuple[Path, Path, Path, Path | None, Path | None]:
+    """(run folder, video, GPS log, route ledger or None, camera.json or None): the config's
+    overrides, else the run folder's files (docs/run_folder.md); a missing video or GPS log is an
+    error that says what to put where."""
+    run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ConfigError(
             f"run folder {run_dir} does not exist; give the folder holding video.mp4 and the GPS log"
         )
-    warnings: list[str] = []
-
-    # ---- inputs -------------------------------------------------------------------------------
     video_path = config.video_path or _find(run_dir, VIDEO_NAMES, ("*.mp4", "*.MP4", "*.mov", "*.MOV"))
     if video_path is None:
         raise VideoUnreadable(f"no video in {run_dir}; expected video.mp4 (or give --video FILE)")
@@ -169,6 +164,69 @@ def run_geotag(
         )
     route_path = config.route_path or _find(run_dir, ROUTE_NAMES)
     camera_path = config.camera_path or _find(run_dir, ("camera.json",))
+    return run_dir, video_path, gps_path, route_path, camera_path
+
+
+def gps_speed_by_video_time(
+    gps_path: Path, info: VideoInfo, config: GeotagConfig
+) -> Callable[[float], float] | None:
+    """Read the GPS log before the video is decoded: fail early when it cannot belong to the video
+    (empty; or, with the video's creation_time, ending before or starting after the video by more
+    than the clock search allows, Japan time written as UTC included), and return the GPS speed
+    (m/s) at a video time by the nominal clock (creation_time; the user's offset when given).
+    None when the video has no creation_time: the nominal clock is unknown.
+
+    A clock error of a few seconds moves where a speed applies by as much; good enough to space
+    the frames while the video streams, not to place them (``run_geotag`` does that)."""
+    log = read_track(gps_path)
+    if info.creation_time_unix_s is None:
+        return None
+    t = np.array([p.t_unix_s for p in log.points])
+    if config.clock_offset_s is not None:
+        start = info.creation_time_unix_s + config.clock_offset_s
+    else:
+        slack = config.clock.max_offset_s
+        start = _jst_fix(info.creation_time_unix_s, info.duration_s, t, [])
+        if start + info.duration_s + slack < t.min() or start - slack > t.max():
+            raise GpsTrackError(
+                f"the GPS log {gps_path.name} ({_iso(t.min())} to {_iso(t.max())}) is not from the time of "
+                f"the video ({_iso(start)}, {info.duration_s:.0f} s): check that it is this run's log, "
+                "or give --clock-offset SECONDS if the phone's clock was wrong"
+            )
+    lat = float(np.median([p.lat for p in log.points]))
+    lon = float(np.median([p.lon for p in log.points]))
+    crs = plane_crs_from_epsg(config.plane_epsg) if config.plane_epsg else plane_crs_for(lat, lon)
+    projection = PlaneProjection(crs)
+    track = smooth_track(clean_track(log.points, projection, config.track), projection, config.track)
+
+    grid = np.arange(-1.0, info.duration_s + 1.0, 0.1)
+    sample = track.sample(start + grid)
+    speeds = np.where(sample.covered, sample.speed_mps, np.nan)
+
+    def speed(t_video_s: float) -> float:
+        return float(np.interp(t_video_s, grid, speeds))
+
+    return speed
+
+
+def run_geotag(
+    run_dir: Path,
+    out_dir: Path,
+    config: GeotagConfig = GeotagConfig(),
+    on_progress: ProgressCallback | None = None,
+    motion: VideoMotion | None = None,
+    selection: dict[int, int] | None = None,
+) -> GeotagResult:
+    """Geotag the run in ``run_dir``; write frames.csv, segments.geojson, report.json to ``out_dir``.
+
+    ``motion``: the video's road speed when the caller has already decoded the video (``pavement
+    process`` measures it in its own single pass); otherwise the video is decoded here.
+    ``selection``: frames chosen beforehand (frame index -> burst id) instead of planning them
+    from the GPS distance."""
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    run_dir, video_path, gps_path, route_path, camera_path = find_inputs(run_dir, config)
+    warnings: list[str] = []
 
     log = read_track(gps_path)
     warnings.extend(log.warnings)
@@ -183,9 +241,9 @@ def run_geotag(
 
     info = probe_video(video_path)
     camera = _read_camera(camera_path) if camera_path else None
-    motion: VideoMotion | None = None
-    if camera is not None:
+    if motion is None and camera is not None:
         motion = measure_video_motion(video_path, camera, config.max_video_width_px, on_progress)
+    if motion is not None:
         t_video = motion.t_video_s
     else:
         warnings.append(
@@ -303,7 +361,11 @@ def run_geotag(
             "of it and get no position"
         )
     distance = distance_travelled_m(sample, config.plan.min_speed_mps)
-    plan = plan_frames(t_video, t_unix, sample, distance, config.plan)
+    plan = (
+        plan_frames(t_video, t_unix, sample, distance, config.plan)
+        if selection is None
+        else plan_from_selection(selection, t_video, t_unix, sample, distance, config.plan)
+    )
     if len(plan) == 0:
         raise GpsTrackError(
             "no frame could be planned: the car never moves while the video and the GPS log overlap "

@@ -1,31 +1,43 @@
 """The main job: one patrol run folder -> per-segment figures and every export.
 
-``run_process(run_dir, out_dir, config)`` chains the stages that exist today:
+``run_process(run_dir, out_dir, config)`` decodes the video once, streaming (memory does not grow
+with the video's length). Each frame is measured for the road-plane flow (the clock alignment and
+the distance travelled); the frames the plan picks on the way (one every 5 m by that distance) go
+straight to the damage detector, and the best-looking frame of every 50 m is kept, compressed,
+for the album. After the pass:
 
-1. geotag (``pipelines.geotag``): clock, frame plan, 距離標, 100 m segments;
-2. damage detection on the planned frames (``pipelines.detect``), potholes placed on the road
-   and merged across frames (``pavement.potholes``);
+1. geotag (``pipelines.geotag``): clock, track, 距離標, 100 m segments, for the frames picked;
+2. potholes placed on the road and merged across frames (``pavement.potholes``);
 3. IRI per segment from ``accel.csv`` (``pavement.ride``; default vehicle unless calibrated);
-4. exports: segments.geojson / .csv / .gpkg / .kml, form_a.xlsx (様式A), kpi.json, map.html,
-   potholes.geojson, detections.json, report.json.
+4. わだち掘れ量 per segment from the phone's depth maps when the run has ``depth/``; from the
+   video's rut bursts only with ``rut_video`` (experimental: ``pavement rut``);
+5. exports: segments.geojson / .csv / .gpkg / .kml, form_a.xlsx (様式A), album.xlsx (画像集,
+   privacy-masked), frames/ (the album's frames), kpi.json, map.html, potholes.geojson,
+   detections.json, report.json.
 
-Not yet measured (left blank, never guessed): ひび割れ率 (issue 5) and わだち掘れ量 (issue 6); the
-診断区分 needs the crack ratio, so it is blank too, and so is MCI.
+Everything is written into a temporary folder beside ``out_dir`` that replaces ``out_dir`` only
+when the run is complete: a failed run leaves nothing that looks finished.
+
+Not yet measured (left blank, never guessed): ひび割れ率 (issue 5); the 診断区分 and MCI need it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import cv2
 import numpy as np
 import shapely
 
+from exporters.album import album_jpeg, album_photo_frames, segments_to_album, write_album_xlsx
 from exporters.form_a import FormContext, segments_to_form_rows, write_form_xlsx
 from exporters.gis import segments_to_records, write_csv, write_geojson, write_kml, write_ogr
 from exporters.kpi import kpi_to_json, segments_to_kpi
@@ -34,21 +46,34 @@ from pavement.camera import CameraProfile
 from pavement.detections import DamageClass, Detections
 from pavement.diagnosis import GENERAL_ROAD, DiagnosisThresholds
 from pavement.errors import ExportError
+from pavement.frame_plan import NO_BURST, OdometryPlanner
 from pavement.geodesy import PlaneProjection
 from pavement.potholes import Pothole, PotholeSighting, box_ground_points, merge_sightings, place_on_plane
 from pavement.ride import IriEstimate
+from pavement.rut_profile import SegmentRut, TransverseProfile
+from pavement.rut_video import burst_profile
 from pavement.segments import Segment, SegmentMetrics
 from pavement.track import FramePose
 from pipelines.accel_io import read_accel_csv
 from pipelines.detect import DEFAULT_MODEL, DetectorConfig, detections_to_json, load_detector
-from pipelines.geotag import GeotagConfig, GeotagResult, run_geotag
+from pipelines.geotag import (
+    GeotagConfig,
+    GeotagResult,
+    _read_camera,
+    find_inputs,
+    gps_speed_by_video_time,
+    run_geotag,
+)
 from pipelines.iri import segment_iri
-from pipelines.video_motion import iter_frames, probe_video
+from pipelines.privacy import load_privacy_masker
+from pipelines.rut import RutConfig, aggregate, ahead_sign
+from pipelines.rut_depth_source import chainage_of_video_time, profiles_from_depth_folder
+from pipelines.video_motion import MotionRecorder, VideoInfo, VideoMotion, decode_frames, probe_video
 
 logger = logging.getLogger(__name__)
 
-#: progress(stage, done, total)
-ProgressCallback = Callable[[str, int, int], None]
+#: progress(stage, done, total, km travelled so far or None)
+ProgressCallback = Callable[[str, int, int, float | None], None]
 
 
 @dataclass(frozen=True)
@@ -62,6 +87,12 @@ class ProcessConfig:
     vehicle_gain: float = 1.0  # from `pavement calibrate-vehicle`; 1.0 = uncalibrated default car
     pothole_merge_radius_m: float = 1.5
     max_detection_distance_m: float = 25.0  # farther boxes are too small to place reliably
+    rut: RutConfig = field(default_factory=RutConfig)
+    rut_video: bool = False  # rut depth from the video's bursts (experimental, ~10 s per burst)
+    album_window_m: float = 50.0  # keep the best frame of every this much travel for the album
+    album_frames_per_segment: int = 2
+    album_width_px: int = 1280  # album frames are kept and written at most this wide
+    privacy: bool = True  # blur faces and licence plates in every image written
 
 
 @dataclass(frozen=True)
@@ -73,29 +104,127 @@ class ProcessResult:
     warnings: tuple[str, ...]
 
 
-def _detect_frames(
-    run_dir: Path, geo: GeotagResult, config: ProcessConfig, progress: ProgressCallback | None
-) -> tuple[dict[int, Detections], str]:
-    video = config.geotag.video_path or run_dir / "video.mp4"
-    detector = load_detector(config.model_path, config.detector)
-    wanted = {p.frame_index for p in geo.frames}
-    results: dict[int, Detections] = {}
-    batch: list[tuple[int, np.ndarray]] = []
+@dataclass
+class _Candidate:
+    """The album's candidate for one stretch of road: the frame with the most detected damage."""
+
+    frame_index: int
+    score: float
+    jpeg: bytes
+
+
+@dataclass
+class _Stream:
+    """What the single pass over the video leaves behind (all of it small)."""
+
+    info: VideoInfo
+    motion: VideoMotion | None
+    selection: dict[int, int]
+    detections: dict[int, Detections]
+    candidates: dict[int, _Candidate]
+    profiles: dict[int, TransverseProfile]  # first frame of a rut burst -> its profile (chainage 0)
+    burst_blank: int
+    model_name: str | None
+    distance_m: float
+
+
+def _jpeg(image: np.ndarray, max_width_px: int) -> bytes:
+    h, w = image.shape[:2]
+    if w > max_width_px:
+        image = cv2.resize(image, (max_width_px, round(h * max_width_px / w)), interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 88])
+    if not ok:
+        raise ExportError("JPEG encoding failed")
+    return buf.tobytes()
+
+
+def _stream(
+    video: Path,
+    camera: CameraProfile | None,
+    gps_speed: Callable[[float], float] | None,
+    config: ProcessConfig,
+    progress: ProgressCallback | None,
+) -> _Stream:
+    """Decode the video once: road flow of every frame (for the clock), the frame plan by distance
+    (the GPS speed by the video's nominal clock; the flow where that is unknown), damage detection
+    on the planned frames, album candidates, and (``rut_video``) the bursts' profiles."""
+    info = probe_video(video)
+    recorder = MotionRecorder(camera, info, config.geotag.max_video_width_px) if camera is not None else None
+    planner = OdometryPlanner(config.geotag.plan)
+    detector = load_detector(config.model_path, config.detector) if config.detect else None
+    detections: dict[int, Detections] = {}
+    candidates: dict[int, _Candidate] = {}
+    batch: list[tuple[int, float, np.ndarray]] = []  # (frame index, distance, BGR)
+    burst: list[tuple[int, float, np.ndarray]] = []  # (frame index, distance, grey)
+    profiles: dict[int, TransverseProfile] = {}
+    burst_blank = 0
+    cam_full = (
+        CameraProfile(camera.intrinsics.scaled(info.width_px, info.height_px), camera.mount, camera.name)
+        if camera
+        else None
+    )
+    video_rut = config.rut_video and cam_full is not None and info.width_px >= config.rut.min_video_width_px
 
     def flush() -> None:
-        for (i, _), dets in zip(batch, detector.detect_batch([img for _, img in batch]), strict=True):
-            results[i] = dets
+        found = detector.detect_batch([img for _, _, img in batch]) if detector else [None] * len(batch)
+        for (i, dist, img), dets in zip(batch, found, strict=True):
+            score = 0.0
+            if dets is not None:
+                detections[i] = dets
+                score = float(np.sum(dets.confidence))
+            window = int(dist // config.album_window_m)
+            best = candidates.get(window)
+            if best is None or score > best.score:
+                candidates[window] = _Candidate(i, score, _jpeg(img, config.album_width_px))
         batch.clear()
-        if progress:
-            progress("detect", len(results), len(wanted))
 
-    for index, image in iter_frames(video, wanted):
-        batch.append((index, image))
-        if len(batch) == config.detector.batch_size:
-            flush()
+    def measure_burst() -> None:
+        nonlocal burst_blank
+        grays = [g for _, _, g in burst]
+        dist = [d - burst[0][1] for _, d, _ in burst]
+        bp = burst_profile(
+            grays, dist, cam_full.intrinsics, cam_full.mount, 0.0, burst[0][0], config.rut.sweep
+        )
+        if bp.profile is None:
+            burst_blank += 1
+        else:
+            profiles[burst[0][0]] = bp.profile
+        burst.clear()
+
+    t_prev = 0.0
+    for i, t, frame in decode_frames(video):
+        step = recorder.push(frame, t) if recorder is not None else None
+        speed = gps_speed(t) if gps_speed is not None else float("nan")
+        chosen = planner.push(t, speed * (t - t_prev) if np.isfinite(speed) else step)
+        t_prev = t
+        if planner.spaced:  # damage is looked for on the spaced frames; bursts only add parallax
+            batch.append((i, planner.distance_m, frame.to_ndarray(format="bgr24")))
+            if len(batch) >= config.detector.batch_size:
+                flush()
+        if video_rut:
+            if chosen is not None and chosen != NO_BURST:
+                if burst and planner.selection.get(burst[0][0]) != chosen:
+                    measure_burst()
+                burst.append((i, planner.distance_m, frame.to_ndarray(format="gray")))
+                if len(burst) == config.geotag.plan.burst_frames:
+                    measure_burst()
+        if progress is not None and i % 15 == 0:
+            progress("video", i + 1, info.n_frames_expected, planner.distance_m / 1000)
     if batch:
         flush()
-    return results, detector.name
+    if progress is not None:
+        progress("video", info.n_frames_expected, info.n_frames_expected, planner.distance_m / 1000)
+    return _Stream(
+        info,
+        recorder.finish() if recorder is not None else None,
+        dict(planner.selection),
+        detections,
+        candidates,
+        profiles,
+        burst_blank,
+        detector.name if detector else None,
+        planner.distance_m,
+    )
 
 
 def _potholes(
@@ -142,6 +271,38 @@ def _write_potholes(path: Path, potholes: list[Pothole], projection: PlaneProjec
     )
 
 
+def _start_output(out_dir: Path) -> Path:
+    """A fresh temporary folder beside ``out_dir`` (same file system, so the final rename is atomic);
+    ``out_dir`` itself must be new, empty, or an earlier result of this command."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ExportError(f"output {out_dir} is a file; give a folder")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / "report.json").is_file():
+        raise ExportError(
+            f"output folder {out_dir} holds other files and is not an earlier result of "
+            "'pavement process'; give a new or empty folder"
+        )
+    work = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir()
+    except OSError as exc:
+        raise ExportError(
+            f"cannot write into {out_dir.parent}: {exc.strerror or exc}; choose an output folder "
+            "you may write to, on a disk with free space"
+        ) from exc
+    return work
+
+
+def _finish_output(work: Path, out_dir: Path) -> None:
+    """Replace ``out_dir`` by the complete ``work`` folder."""
+    old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
+    if out_dir.exists():
+        out_dir.rename(old)
+    work.rename(out_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def run_process(
     run_dir: Path,
     out_dir: Path,
@@ -149,42 +310,64 @@ def run_process(
     progress: ProgressCallback | None = None,
 ) -> ProcessResult:
     """Process one run folder into ``out_dir`` (see the module docstring for the outputs)."""
-    started = time.perf_counter()
     run_dir, out_dir = Path(run_dir), Path(out_dir)
+    run_dir, video, gps, _, camera_path = find_inputs(run_dir, config.geotag)
+    info = probe_video(video)
+    gps_speed = gps_speed_by_video_time(gps, info, config.geotag)
+    camera = _read_camera(camera_path) if camera_path else None
+    work = _start_output(out_dir)
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        result = _process(run_dir, video, camera, gps_speed, work, config, progress)
+        _finish_output(work, out_dir)
     except OSError as exc:
-        raise ExportError(f"cannot create the output folder {out_dir}: {exc}") from exc
+        shutil.rmtree(work, ignore_errors=True)
+        raise ExportError(
+            f"writing the results failed: {exc.strerror or exc} ({exc.filename or out_dir}); "
+            "nothing was left in the output folder"
+        ) from exc
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return replace(result, out_dir=out_dir, report_json=out_dir / "report.json")
+
+
+def _segment_of_frame(geo: GeotagResult) -> dict[int, int]:
+    return {i: n for n, rs in enumerate(geo.segments) for i in rs.segment.frame_indices}
+
+
+def _process(
+    run_dir: Path,
+    video: Path,
+    camera: CameraProfile | None,
+    gps_speed: Callable[[float], float] | None,
+    out: Path,
+    config: ProcessConfig,
+    progress: ProgressCallback | None,
+) -> ProcessResult:
+    started = time.perf_counter()
     stage_s: dict[str, float] = {}
     warnings: list[str] = []
 
     t0 = time.perf_counter()
-    geo = run_geotag(
-        run_dir,
-        out_dir / "geotag",
-        config.geotag,
-        (lambda done, total: progress("geotag", done, total)) if progress else None,
-    )
+    stream = _stream(video, camera, gps_speed, config, progress)
+    stage_s["video"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    geo = run_geotag(run_dir, out / "geotag", config.geotag, motion=stream.motion, selection=stream.selection)
     warnings.extend(geo.warnings)
     stage_s["geotag"] = time.perf_counter() - t0
     poses = {p.frame_index: p for p in geo.frames}
+    detections = {i: d for i, d in stream.detections.items() if i in poses}
     projection = PlaneProjection.for_location(geo.frames[0].lat, geo.frames[0].lon) if geo.frames else None
 
-    detections: dict[int, Detections] = {}
     potholes: list[Pothole] = []
-    model_name = None
-    if config.detect and geo.frames:
-        t0 = time.perf_counter()
-        detections, model_name = _detect_frames(run_dir, geo, config, progress)
-        camera_path = config.geotag.camera_path or run_dir / "camera.json"
-        if camera_path.is_file():
-            info = probe_video(config.geotag.video_path or run_dir / "video.mp4")
-            camera = CameraProfile.from_dict(json.loads(camera_path.read_text(encoding="utf-8")))
-            camera = replace(camera, intrinsics=camera.intrinsics.scaled(info.width_px, info.height_px))
-            potholes = _potholes(detections, poses, camera, projection, config)
-        else:
-            warnings.append("no camera.json: potholes cannot be placed on the road or de-duplicated")
-        stage_s["detect"] = time.perf_counter() - t0
+    if config.detect and camera is not None and projection is not None:
+        cam = replace(
+            camera, intrinsics=camera.intrinsics.scaled(stream.info.width_px, stream.info.height_px)
+        )
+        potholes = _potholes(detections, poses, cam, projection, config)
+    elif config.detect:
+        warnings.append("no camera.json: potholes cannot be placed on the road or de-duplicated")
 
     t0 = time.perf_counter()
     iri: list[IriEstimate | None] = [None] * len(geo.segments)
@@ -199,39 +382,55 @@ def run_process(
         warnings.append("no accel.csv: IRI not estimated")
     stage_s["iri"] = time.perf_counter() - t0
 
-    # Potholes belong to the segment whose centreline passes nearest.
-    lines = (
-        [
-            shapely.LineString(projection.to_plane(*np.array(rs.segment.coordinates)[:, ::-1].T))
-            if len(rs.segment.coordinates) >= 2
-            else None
-            for rs in geo.segments
-        ]
-        if projection
-        else []
-    )
-    hole_count = [0] * len(geo.segments)
-    for hole in potholes:
-        dists = [line.distance(shapely.Point(hole.x_m, hole.y_m)) if line else np.inf for line in lines]
-        if dists and min(dists) < 10.0:
-            hole_count[int(np.argmin(dists))] += 1
+    t0 = time.perf_counter()
+    ruts, rut_sources = _rut(run_dir, geo, camera, stream, config, warnings)
+    stage_s["rut"] = time.perf_counter() - t0
 
+    hole_count = _count_potholes(geo, potholes, projection)
+    by_segment = _segment_of_frame(geo)
+    album: dict[int, list[_Candidate]] = {}
+    for cand in stream.candidates.values():
+        if cand.frame_index in by_segment:
+            album.setdefault(by_segment[cand.frame_index], []).append(cand)
     segments = []
-    for i, rs in enumerate(geo.segments):
-        iri_value = iri[i].iri_mm_per_m if iri[i] is not None else None
-        metrics = SegmentMetrics(iri_mm_per_m=iri_value, pothole_count=hole_count[i])
-        segments.append(replace(rs.segment, metrics=metrics))
-    if segments:
-        warnings.append(
-            "ひび割れ率 and わだち掘れ量 are not measured yet (issues 5, 6): 診断区分 and MCI left blank"
+    for n, rs in enumerate(geo.segments):
+        chosen = sorted(album.get(n, []), key=lambda c: (-c.score, c.frame_index))
+        album[n] = sorted(chosen[: config.album_frames_per_segment], key=lambda c: c.frame_index)
+        rut = ruts[n] if ruts else None
+        metrics = SegmentMetrics(
+            iri_mm_per_m=iri[n].iri_mm_per_m if iri[n] is not None else None,
+            iri_uncertainty_mm_per_m=iri[n].uncertainty_mm_per_m if iri[n] is not None else None,
+            rut_depth_mm=rut.rut_depth_mm if rut else None,
+            rut_depth_max_mm=rut.rut_depth_max_mm if rut else None,
+            rut_uncertainty_mm=rut.sigma_mm if rut and rut.rut_depth_mm is not None else None,
+            pothole_count=hole_count[n],
         )
+        segments.append(
+            replace(rs.segment, metrics=metrics, representative_frames=tuple(c.frame_index for c in album[n]))
+        )
+    if segments:
+        warnings.append("ひび割れ率 is not measured yet (issue 5): 診断区分 and MCI left blank")
+
+    t0 = time.perf_counter()
+    photos = _write_album(
+        out,
+        segments,
+        album,
+        detections if config.detect else None,
+        poses,
+        geo,
+        stream.info.width_px,
+        config,
+        potholes_measured=config.detect and camera is not None,
+    )
+    stage_s["album"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     records = segments_to_records(segments)
-    write_geojson(records, out_dir / "segments.geojson")
-    write_csv(records, out_dir / "segments.csv")
-    write_ogr(records, out_dir / "segments.gpkg")
-    write_kml(records, out_dir / "segments.kml")
+    write_geojson(records, out / "segments.geojson")
+    write_csv(records, out / "segments.csv")
+    write_ogr(records, out / "segments.gpkg")
+    write_kml(records, out / "segments.kml")
     run_date = datetime.fromtimestamp(geo.frames[0].t_unix_s, UTC).date() if geo.frames else None
     form = replace(config.form, inspection_date=config.form.inspection_date or run_date)
     routes = geo.ledger.routes if geo.ledger else ()
@@ -239,8 +438,8 @@ def run_process(
         form = replace(
             form, route_name=routes[0].route_name, road_class=routes[0].road_class or form.road_class
         )
-    write_form_xlsx(segments_to_form_rows(segments, form), out_dir / "form_a.xlsx")
-    (out_dir / "kpi.json").write_text(kpi_to_json(segments_to_kpi(segments, [run_date] if run_date else [])))
+    write_form_xlsx(segments_to_form_rows(segments, form, photo_frames=photos), out / "form_a.xlsx")
+    (out / "kpi.json").write_text(kpi_to_json(segments_to_kpi(segments, [run_date] if run_date else [])))
     centerlines = [
         [
             tuple(lonlat[::-1])
@@ -248,13 +447,13 @@ def run_process(
         ]
         for r in routes
     ]
-    write_web_map(records, out_dir / "map.html", centerlines=centerlines)
+    write_web_map(records, out / "map.html", centerlines=centerlines)
     if projection:
-        _write_potholes(out_dir / "potholes.geojson", potholes, projection)
-    (out_dir / "detections.json").write_text(
+        _write_potholes(out / "potholes.geojson", potholes, projection)
+    (out / "detections.json").write_text(
         json.dumps(
             {
-                "model": model_name,
+                "model": stream.model_name,
                 "frames": [
                     {"frame_index": i, "detections": detections_to_json(d)}
                     for i, d in sorted(detections.items())
@@ -268,15 +467,119 @@ def run_process(
         "run_dir": str(run_dir),
         "wall_s": round(time.perf_counter() - started, 2),
         "stage_s": {k: round(v, 2) for k, v in stage_s.items()},
+        "video": {
+            "frames": stream.info.n_frames_expected,
+            "width_px": stream.info.width_px,
+            "height_px": stream.info.height_px,
+            "fps": round(stream.info.fps, 3),
+            "distance_by_video_m": round(stream.distance_m, 1),
+        },
         "clock_offset_s": geo.clock.offset_s,
         "referencing": geo.referencing,
         "planned_frames": len(geo.frames),
+        "detected_frames": len(detections),
         "segments": len(segments),
         "detections": int(sum(len(d) for d in detections.values())),
         "potholes": len(potholes),
-        "model": model_name,
+        "model": stream.model_name,
+        "rut_profiles": rut_sources,
+        "album_images": sum(len(v) for v in photos.values()),
+        "privacy_masking": config.privacy,
         "warnings": warnings,
     }
-    report_path = out_dir / "report.json"
-    report_path.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n")
-    return ProcessResult(out_dir, tuple(segments), len(potholes), report_path, tuple(warnings))
+    (out / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n")
+    return ProcessResult(out, tuple(segments), len(potholes), out / "report.json", tuple(warnings))
+
+
+def _count_potholes(
+    geo: GeotagResult, potholes: list[Pothole], projection: PlaneProjection | None
+) -> list[int]:
+    """Potholes per segment: each belongs to the segment whose centreline passes nearest."""
+    counts = [0] * len(geo.segments)
+    if projection is None:
+        return counts
+    lines = [
+        shapely.LineString(projection.to_plane(*np.array(rs.segment.coordinates)[:, ::-1].T))
+        if len(rs.segment.coordinates) >= 2
+        else None
+        for rs in geo.segments
+    ]
+    for hole in potholes:
+        dists = [line.distance(shapely.Point(hole.x_m, hole.y_m)) if line else np.inf for line in lines]
+        if dists and min(dists) < 10.0:
+            counts[int(np.argmin(dists))] += 1
+    return counts
+
+
+def _rut(
+    run_dir: Path,
+    geo: GeotagResult,
+    camera: CameraProfile | None,
+    stream: _Stream,
+    config: ProcessConfig,
+    warnings: list[str],
+) -> tuple[list[SegmentRut] | None, dict[str, int]]:
+    """Rut depth per segment from the bursts' profiles (placed now that the frames have chainages)
+    and from depth maps; None when neither source is there."""
+    profiles: list[TransverseProfile] = []
+    placed = {p.frame_index: p for p in geo.frames if p.route is not None}
+    ahead = (config.rut.sweep.x_near_m + config.rut.sweep.x_far_m) / 2
+    for first, profile in stream.profiles.items():
+        pose = placed.get(first)
+        if pose is not None:
+            chainage = pose.route.chainage_m + ahead_sign(pose.route.direction) * ahead
+            profiles.append(replace(profile, chainage_m=chainage))
+    n_video = len(profiles)
+    depth_dir = config.rut.depth_dir or (run_dir / "depth" if (run_dir / "depth").is_dir() else None)
+    if depth_dir is not None and camera is not None:
+        profiles += profiles_from_depth_folder(depth_dir, camera, chainage_of_video_time(geo.frames))
+    sources = {"video": n_video, "video_blank": stream.burst_blank, "depth": len(profiles) - n_video}
+    if not profiles:
+        if not config.rut_video:
+            warnings.append(
+                "わだち掘れ量 not measured: the run has no depth/ maps (rut depth from the video itself is "
+                "experimental: --rut-video or 'pavement rut')"
+            )
+        return None, sources
+    _, segments = aggregate(geo.segments, profiles, config.rut.max_sigma_mm)
+    return segments, sources
+
+
+def _write_album(
+    out: Path,
+    segments: list[Segment],
+    album: dict[int, list[_Candidate]],
+    detections: dict[int, Detections] | None,
+    poses: dict[int, FramePose],
+    geo: GeotagResult,
+    video_width_px: int,
+    config: ProcessConfig,
+    potholes_measured: bool,
+) -> dict:
+    """album.xlsx (画像集) and frames/<index>.jpg: each segment's representative frames with the
+    damage boxes drawn, faces and licence plates blurred before anything is written. Returns the
+    photo numbers per segment for 様式A."""
+    masker = load_privacy_masker() if config.privacy else None
+    routes = geo.ledger.routes if geo.ledger else ()
+    sections = segments_to_album(
+        segments,
+        poses,
+        detections=detections,
+        route_names={r.route_no: r.route_name for r in routes},
+        chosen_frames={s.key: s.representative_frames for s in segments},
+        frames_per_segment=config.album_frames_per_segment,
+        potholes_measured=potholes_measured,
+    )
+    frames_dir = out / "frames"
+    frames_dir.mkdir()
+    images: dict[int, np.ndarray] = {}
+    for cands in album.values():
+        for cand in cands:
+            image = cv2.imdecode(np.frombuffer(cand.jpeg, np.uint8), cv2.IMREAD_COLOR)
+            image = masker.mask(image) if masker is not None else image
+            images[cand.frame_index] = image
+            dets = detections.get(cand.frame_index) if detections else None
+            jpeg = album_jpeg(image, dets, width_px=image.shape[1], detections_width_px=video_width_px)
+            (frames_dir / f"{cand.frame_index}.jpg").write_bytes(jpeg)
+    write_album_xlsx(sections, images, out / "album.xlsx", detections_width_px=video_width_px)
+    return album_photo_frames(sections)

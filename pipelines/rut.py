@@ -72,7 +72,7 @@ class RutResult:
     warnings: tuple[str, ...]
 
 
-def _ahead_sign(direction: Direction) -> float:
+def ahead_sign(direction: Direction) -> float:
     """Chainage grows in the direction of travel except on 上り."""
     return -1.0 if direction == Direction.UP else 1.0
 
@@ -129,7 +129,7 @@ def video_profiles(
             continue
         dist = [plan.distance_m[j] - plan.distance_m[ks[0]] for j in ks]
         ahead = (config.sweep.x_near_m + config.sweep.x_far_m) / 2
-        chainage = first.route.chainage_m + _ahead_sign(first.route.direction) * ahead
+        chainage = first.route.chainage_m + ahead_sign(first.route.direction) * ahead
         bp = burst_profile(
             grays, dist, camera.intrinsics, camera.mount, chainage, first.frame_index, config.sweep
         )

@@ -24,6 +24,10 @@ logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, int], None]  # (frames done, frames expected)
 
+STANDING_SHIFT_M = 0.02  # less road shift than this between two frames: the car stands
+PLANAR_YUV = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12"})
+TRUNCATED_SHARE = 0.98  # fewer decodable frames than this share of the header's count: truncated
+
 
 @dataclass(frozen=True)
 class VideoInfo:
@@ -119,37 +123,13 @@ def frame_times(path: Path) -> np.ndarray:
     return t - t[0]
 
 
-def measure_video_motion(
-    path: Path,
-    camera: CameraProfile,
-    max_width_px: int = 480,
-    on_progress: ProgressCallback | None = None,
-    config: TopViewConfig | None = None,
-) -> VideoMotion:
-    """Decode every frame (grayscale, downscaled) and measure the road travelled since the previous
-    one. Speed of frame i = shift(i-1 -> i) / (t_i - t_(i-1)); frame 0 takes frame 1's speed."""
-    config = config or TopViewConfig()
+def decode_frames(path: Path) -> Iterator[tuple[int, float, av.VideoFrame]]:
+    """(frame index, seconds from the first frame, decoded frame) for every frame, in presentation
+    order, decoding once with the codec's own threads. Stops with ``VideoUnreadable`` when the file
+    is corrupt or ends before the length its header announces (a truncated recording)."""
     info = probe_video(path)
-    scale = min(1.0, max_width_px / info.width_px)
-    w = max(round(info.width_px * scale / 2) * 2, 16)
-    h = max(round(info.height_px * scale / 2) * 2, 16)
-    cam = (
-        CameraProfile(camera.intrinsics.scaled(w, h), camera.mount, camera.name)
-        if (camera.intrinsics.width_px, camera.intrinsics.height_px) != (w, h)
-        else camera
-    )
-    if abs(camera.intrinsics.width_px / camera.intrinsics.height_px - info.width_px / info.height_px) > 0.02:
-        logger.warning(
-            "camera profile is %dx%d but the video is %dx%d: intrinsics rescaled anyway",
-            camera.intrinsics.width_px,
-            camera.intrinsics.height_px,
-            info.width_px,
-            info.height_px,
-        )
-    meter = RoadMotionMeter(top_view(cam, info.fps, config))
-    times, shifts, responses, changes = [], [], [], []
-    prev_low = None
     container = _open(path)
+    n = 0
     try:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
@@ -158,43 +138,130 @@ def measure_video_motion(
             if frame.pts is None:
                 continue
             first_pts = frame.pts if first_pts is None else first_pts
-            gray = frame.reformat(width=w, height=h, format="gray").to_ndarray()
-            shift = meter.push(gray)
-            # Image change: zero while standing, growing with speed even on asphalt too smooth to
-            # track (what the road-plane flow needs); the clock can be aligned on it instead.
-            low = cv2.blur(gray[h // 2 :], (3, 3)).astype(np.float32)
-            changes.append(np.nan if prev_low is None else float(np.mean(np.abs(low - prev_low))))
-            prev_low = low
-            times.append((frame.pts - first_pts) * float(stream.time_base))
-            shifts.append(np.nan if shift is None else shift.forward_m)
-            responses.append(0.0 if shift is None else shift.response)
-            if on_progress is not None:
-                on_progress(len(times), info.n_frames_expected)
+            yield n, (frame.pts - first_pts) * float(stream.time_base), frame
+            n += 1
     except av.error.FFmpegError as exc:
-        if not times:
-            raise VideoUnreadable(f"{Path(path).name} cannot be decoded ({exc})") from exc
-        logger.warning("%s: decoding stopped after %d frames (%s)", Path(path).name, len(times), exc)
+        raise VideoUnreadable(
+            f"{Path(path).name} is truncated or corrupt: decoding failed after {n} frame(s) ({exc}); "
+            "copy the complete file from the phone again"
+        ) from exc
     finally:
         container.close()
-    if len(times) < 2:
-        raise VideoUnreadable(f"{Path(path).name} has {len(times)} decodable frame(s); at least 2 are needed")
-    t = np.array(times)
-    order = np.argsort(t, kind="stable")  # B-frames: decode order may differ from presentation
-    t, d, r = t[order], np.array(shifts)[order], np.array(responses)[order]
-    change = np.array(changes)[order]
-    change[0] = change[1]
-    dt = np.diff(t, prepend=np.nan)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        speed = d / dt
-    valid = np.isfinite(speed) & (r >= config.min_response) & (speed > -1.0)
-    # a static scene has no peak: tiny shifts with low response still mean "standing"
-    standing = np.isfinite(d) & (np.abs(d) < 0.02)
-    valid |= standing
-    speed = np.where(standing, 0.0, speed)
-    speed[0], valid[0] = speed[1], valid[1]
-    t = t - t[0]
-    t_mid = t - np.concatenate([[0.0], np.diff(t) / 2])
-    return VideoMotion(t, t_mid, np.where(valid, np.maximum(speed, 0.0), np.nan), valid, r, change)
+    if n == 0:
+        raise VideoUnreadable(f"{Path(path).name} holds no decodable video frames")
+    if info.n_frames_expected and n < TRUNCATED_SHARE * info.n_frames_expected:
+        raise VideoUnreadable(
+            f"{Path(path).name} is truncated: only {n} of the {info.n_frames_expected} frames its header "
+            f"announces could be decoded ({n / info.fps:.0f} of {info.duration_s:.0f} s); "
+            "copy the complete file from the phone again"
+        )
+
+
+class MotionRecorder:
+    """Streaming road-speed measurement: push every decoded frame in order, then ``finish()``.
+
+    Frames are measured in greyscale at most ``max_width_px`` wide. Speed of frame i =
+    shift(i-1 -> i) / (t_i - t_(i-1)); frame 0 takes frame 1's speed."""
+
+    def __init__(
+        self,
+        camera: CameraProfile,
+        info: VideoInfo,
+        max_width_px: int = 480,
+        config: TopViewConfig | None = None,
+    ) -> None:
+        self.config = config or TopViewConfig()
+        scale = min(1.0, max_width_px / info.width_px)
+        self.w = max(round(info.width_px * scale / 2) * 2, 16)
+        self.h = max(round(info.height_px * scale / 2) * 2, 16)
+        cam = (
+            CameraProfile(camera.intrinsics.scaled(self.w, self.h), camera.mount, camera.name)
+            if (camera.intrinsics.width_px, camera.intrinsics.height_px) != (self.w, self.h)
+            else camera
+        )
+        if (
+            abs(camera.intrinsics.width_px / camera.intrinsics.height_px - info.width_px / info.height_px)
+            > 0.02
+        ):
+            logger.warning(
+                "camera profile is %dx%d but the video is %dx%d: intrinsics rescaled anyway",
+                camera.intrinsics.width_px,
+                camera.intrinsics.height_px,
+                info.width_px,
+                info.height_px,
+            )
+        self._meter = RoadMotionMeter(top_view(cam, info.fps, self.config))
+        self._times: list[float] = []
+        self._shifts: list[float] = []
+        self._responses: list[float] = []
+        self._changes: list[float] = []
+        self._prev_low: np.ndarray | None = None
+
+    def push(self, frame: av.VideoFrame, t_s: float) -> float | None:
+        """Measure one frame; returns the road travelled since the previous frame (m), or None
+        where the flow found no reliable match."""
+        gray = self._gray(frame)
+        shift = self._meter.push(gray)
+        # Image change: zero while standing, growing with speed even on asphalt too smooth to
+        # track (what the road-plane flow needs); the clock can be aligned on it instead.
+        low = cv2.blur(gray[self.h // 2 :], (3, 3)).astype(np.float32)
+        prev, self._prev_low = self._prev_low, low
+        self._changes.append(np.nan if prev is None else float(np.mean(np.abs(low - prev))))
+        self._times.append(t_s)
+        self._shifts.append(np.nan if shift is None else shift.forward_m)
+        self._responses.append(0.0 if shift is None else shift.response)
+        if shift is None:
+            return None
+        if abs(shift.forward_m) < STANDING_SHIFT_M:
+            return 0.0
+        return shift.forward_m if shift.response >= self.config.min_response else None
+
+    def _gray(self, frame: av.VideoFrame) -> np.ndarray:
+        """The frame's luma at the measuring size. Planar YUV (what phones record) already holds
+        it as its first plane: shrinking that is several times cheaper than a colour conversion."""
+        if frame.format.name in PLANAR_YUV:
+            plane = frame.planes[0]
+            luma = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
+            return cv2.resize(luma, (self.w, self.h), interpolation=cv2.INTER_AREA)
+        return frame.reformat(width=self.w, height=self.h, format="gray").to_ndarray()
+
+    def finish(self) -> VideoMotion:
+        if len(self._times) < 2:
+            raise VideoUnreadable(f"{len(self._times)} decodable frame(s); at least 2 are needed")
+        t = np.array(self._times)
+        order = np.argsort(t, kind="stable")
+        t, d, r = t[order], np.array(self._shifts)[order], np.array(self._responses)[order]
+        change = np.array(self._changes)[order]
+        change[0] = change[1]
+        dt = np.diff(t, prepend=np.nan)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            speed = d / dt
+        valid = np.isfinite(speed) & (r >= self.config.min_response) & (speed > -1.0)
+        # a static scene has no peak: tiny shifts with low response still mean "standing"
+        standing = np.isfinite(d) & (np.abs(d) < STANDING_SHIFT_M)
+        valid |= standing
+        speed = np.where(standing, 0.0, speed)
+        speed[0], valid[0] = speed[1], valid[1]
+        t = t - t[0]
+        t_mid = t - np.concatenate([[0.0], np.diff(t) / 2])
+        return VideoMotion(t, t_mid, np.where(valid, np.maximum(speed, 0.0), np.nan), valid, r, change)
+
+
+def measure_video_motion(
+    path: Path,
+    camera: CameraProfile,
+    max_width_px: int = 480,
+    on_progress: ProgressCallback | None = None,
+    config: TopViewConfig | None = None,
+) -> VideoMotion:
+    """Decode every frame once and measure the road travelled since the previous one."""
+    info = probe_video(path)
+    recorder = MotionRecorder(camera, info, max_width_px, config)
+    for i, t, frame in decode_frames(path):
+        recorder.push(frame, t)
+        if on_progress is not None:
+            on_progress(i + 1, info.n_frames_expected)
+    return recorder.finish()
 
 
 def iter_frames(path: Path, indices: set[int] | None = None) -> Iterator[tuple[int, np.ndarray]]:

@@ -73,3 +73,117 @@ def test_missing_run_folder_is_one_line_and_exit_1(tmp_path):
     done = pavement_cli("process", str(tmp_path / "nope"), "--out", str(tmp_path / "o"))
     assert done.returncode == 1
     assert done.stderr.strip().count("\n") == 0 and "does not exist" in done.stderr
+
+
+# ---- bad input: one line, exit 1, nothing half-written ---------------------------------------------
+
+
+def _copy_run(synth_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(synth_run, run)
+    return run
+
+
+def _fails_cleanly(run, tmp_path, *words, out=None):
+    out = out or tmp_path / "out"
+    done = pavement_cli("process", str(run), "--out", str(out), "--no-detect")
+    assert done.returncode == 1, done.stdout + done.stderr
+    message = done.stderr.strip()
+    assert message.count("\n") == 0 and "Traceback" not in message, message
+    for word in words:
+        assert word in message, message
+    assert not out.exists() or not any(out.iterdir())
+    assert not list(out.parent.glob(f".{out.name}.partial-*"))
+    return message
+
+
+def _write_audio(path):
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("aac", rate=44100)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate = 44100
+        for _ in range(20):
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+
+
+def test_truncated_video(synth_run, tmp_path):
+    run = _copy_run(synth_run, tmp_path)
+    data = (run / "video.mp4").read_bytes()
+    (run / "video.mp4").write_bytes(data[: len(data) * 6 // 10])
+    _fails_cleanly(run, tmp_path, "video.mp4")
+    assert (run / "video.mp4").stat().st_size == len(data) * 6 // 10  # the upload is kept as it came
+
+
+def test_video_whose_frames_are_gone(synth_run, tmp_path):
+    # the header (moov) announces frames but the media data holds none: what a recording whose
+    # data was never flushed looks like
+    run = _copy_run(synth_run, tmp_path)
+    data = bytearray((run / "video.mp4").read_bytes())
+    at = data.index(b"mdat") + 4
+    size = int.from_bytes(data[at - 8 : at - 4], "big")
+    data[at : at - 8 + size] = bytes(size - 8)
+    (run / "video.mp4").write_bytes(bytes(data))
+    _fails_cleanly(run, tmp_path, "video.mp4")
+
+
+def test_audio_only_file(synth_run, tmp_path):
+    run = _copy_run(synth_run, tmp_path)
+    _write_audio(run / "video.mp4")
+    _fails_cleanly(run, tmp_path, "no video stream")
+
+
+def test_gps_log_of_another_day(synth_run, tmp_path):
+    import csv
+
+    run = _copy_run(synth_run, tmp_path)
+    for name in ("gps.gpx", "gps.nmea"):
+        (run / name).unlink(missing_ok=True)
+    rows = list(csv.DictReader((run / "gps.csv").open()))
+    time_col = next(k for k in rows[0] if "time" in k.lower())
+    from datetime import datetime, timedelta
+
+    for r in rows:
+        t = datetime.fromisoformat(r[time_col].replace("Z", "+00:00")) + timedelta(days=1)
+        r[time_col] = t.isoformat().replace("+00:00", "Z")
+    with (run / "gps.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    _fails_cleanly(run, tmp_path, "gps.csv", "not from the time of the video")
+
+
+def test_camera_json_with_impossible_values(synth_run, tmp_path):
+    run = _copy_run(synth_run, tmp_path)
+    camera = json.loads((run / "camera.json").read_text())
+    camera["mount"]["height_m"] = -1.2
+    (run / "camera.json").write_text(json.dumps(camera))
+    _fails_cleanly(run, tmp_path, "height")
+
+
+def test_unwritable_output_folder(synth_run, tmp_path):
+    # /proc refuses new folders even to root: as close to a full or read-only disk as a test gets
+    done = pavement_cli("process", str(synth_run), "--out", "/proc/pavement-test/out", "--no-detect")
+    assert done.returncode == 1
+    assert done.stderr.strip().count("\n") == 0 and "cannot write" in done.stderr
+
+
+def test_a_failed_run_keeps_the_previous_result(synth_run, tmp_path, processed):
+    import shutil
+
+    _, good, _ = processed
+    out = tmp_path / "out"
+    shutil.copytree(good, out)
+    run = _copy_run(synth_run, tmp_path)
+    (run / "video.mp4").write_bytes(b"not a video")
+    done = pavement_cli("process", str(run), "--out", str(out), "--no-detect")
+    assert done.returncode == 1
+    assert (out / "report.json").read_bytes() == (good / "report.json").read_bytes()
+    assert not list(tmp_path.glob(".out.partial-*"))
