@@ -5,6 +5,8 @@ The run folder holds what a real run has (``video.mp4``, ``gps.gpx``, ``gps.csv`
 sensor's ``depth/`` folder) plus ``truth.json`` and ``synth_report.json``.
 Formats: docs/run_folder.md. Everything follows from the seed: same seed, same files (the video's
 frames are identical; the encoder is deterministic for a given build and thread count).
+``render_scale`` < 1 renders the frames smaller and upscales them (long benchmark runs; less
+detail, so not for accuracy evaluation of the image stages); everything but the video is unchanged.
 """
 
 from __future__ import annotations
@@ -73,6 +75,10 @@ class SynthConfig:
     start_offset_m: float = 350.0  # ... plus this 追加距離
     surface_damage: bool = True  # False: no cracks, potholes or patching (false-alarm counts)
     depth_every_m: float = 0.0  # > 0: a depth map (depth/) every this many metres of travel
+    # < 1: frames are rendered at this fraction of the video size and upscaled before encoding.
+    # A shortcut for long benchmark runs: upscaled frames carry less detail than the video size
+    # promises, so such runs are not for accuracy evaluation of the image stages.
+    render_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if not (
@@ -101,6 +107,15 @@ class SynthConfig:
             )
         if self.start_kp_km < 1 or not 0 <= self.start_offset_m < 900:
             raise ConfigError("the run must start at a post >= 1 km, 0-900 m past it")
+        if not (
+            isinstance(self.render_scale, int | float)
+            and 0 < self.render_scale <= 1
+            and min(self.width_px, self.height_px) * self.render_scale >= 16
+        ):
+            raise ConfigError(
+                f"--render-scale {self.render_scale} is out of range; give a fraction in (0, 1] that "
+                f"leaves at least 16 px of the {self.width_px}x{self.height_px} video's shorter side"
+            )
         if not (self.depth_every_m == 0 or 0.5 <= self.depth_every_m <= 1000):
             raise ConfigError(
                 f"--depth-every-m {self.depth_every_m} is out of range; give 0 (no depth maps) or "
@@ -242,7 +257,8 @@ def run_synth(
     _write_json(out_dir / "truth.json", _jsonable(truth))
 
     render0 = time.perf_counter()
-    renderer = Renderer(scene, intrinsics)
+    render_intrinsics = rendered_intrinsics(intrinsics, config.render_scale)
+    renderer = Renderer(scene, render_intrinsics)
     drift = _exposure_drift(rng_camera)
 
     def pose(k: int) -> CameraPose:
@@ -268,7 +284,7 @@ def run_synth(
     with _VideoWriter(out_dir / "video.mp4", config, _iso(creation_unix, 6)) as video:
         for k in range(n_frames):
             frame = renderer.render(pose(k), exposure * drift(t_frames[k]))
-            video.write(frame.image_rgb)
+            video.write(_to_video_size(frame.image_rgb, intrinsics))
             if k in depth_frames:
                 depth.write(k, float(t_frames[k]), pose(k))
             # Auto-exposure follows the scene's brightness with a lag (entering shade, sky).
@@ -283,6 +299,8 @@ def run_synth(
         "stage": "synth",
         "seed": config.seed,
         "config": asdict(config),
+        "render_scale": config.render_scale,
+        "render_size_px": [render_intrinsics.width_px, render_intrinsics.height_px],
         "wall_s": round(wall_s, 2),
         "render_s": round(render_s, 2),
         "render_s_per_frame": round(render_s / n_frames, 4),
@@ -471,6 +489,32 @@ def gps_error_rms(gps: GpsFixes, drive, route: Route, video_start_unix: float) -
     xy = route.projection.to_plane(gps.lat, gps.lon)
     err = np.hypot(xy[:, 0] - x, xy[:, 1] - y)[~gps.outlier]
     return float(np.sqrt(np.mean(err**2)))
+
+
+def rendered_intrinsics(video: CameraIntrinsics, scale: float) -> CameraIntrinsics:
+    """The camera the renderer draws through when frames are rendered at ``scale`` times the video
+    size and upscaled: pixel centres map onto the video's as ``cv2.resize`` maps them
+    (``x_video + 0.5 = (x_rendered + 0.5) * video_width / rendered_width``)."""
+    if scale == 1:
+        return video
+    w = max(2, round(video.width_px * scale))
+    h = max(2, round(video.height_px * scale))
+    sx, sy = w / video.width_px, h / video.height_px
+    return CameraIntrinsics(
+        w,
+        h,
+        video.fx_px * sx,
+        video.fy_px * sy,
+        (video.cx_px + 0.5) * sx - 0.5,
+        (video.cy_px + 0.5) * sy - 0.5,
+        video.distortion,
+    )
+
+
+def _to_video_size(rgb: np.ndarray, video: CameraIntrinsics) -> np.ndarray:
+    if rgb.shape[:2] == (video.height_px, video.width_px):
+        return rgb
+    return cv2.resize(rgb, (video.width_px, video.height_px), interpolation=cv2.INTER_LINEAR)
 
 
 def depth_frame_indices(s_m: np.ndarray, every_m: float) -> list[int]:

@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pytest
 
@@ -147,3 +148,33 @@ def test_depth_every_m_out_of_range(every_m):
 def test_no_depth_maps_unless_asked(run):
     assert not (run / "depth").exists()
     assert json.loads((run / "synth_report.json").read_text())["n_depth_maps"] == 0
+
+
+@pytest.mark.parametrize("scale", [0.0, -0.5, 1.5, 0.05])
+def test_render_scale_out_of_range(scale):
+    with pytest.raises(ConfigError, match="--render-scale"):
+        SynthConfig(width_px=320, height_px=180, render_scale=scale)
+
+
+def test_render_scale_upscales_to_the_video_size_and_leaves_truth_alone(tmp_path):
+    from pipelines.synth import run_synth
+
+    def frames(run: Path) -> list[np.ndarray]:
+        with av.open(str(run / "video.mp4")) as container:
+            return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+
+    runs = {}
+    for scale in (1.0, 0.5):
+        config = SynthConfig(length_m=20, seed=3, fps=2, width_px=320, height_px=180, render_scale=scale)
+        runs[scale] = run_synth(tmp_path / f"s{scale}", config).out_dir
+    full, half = frames(runs[1.0]), frames(runs[0.5])
+    assert len(half) == len(full) and half[0].shape == (180, 320, 3)
+    for name in ("truth.json", "camera.json", "gps.csv", "accel.csv", "route.geojson"):
+        assert (runs[0.5] / name).read_text() == (runs[1.0] / name).read_text(), name
+    report = json.loads((runs[0.5] / "synth_report.json").read_text())
+    assert report["render_scale"] == report["config"]["render_scale"] == 0.5
+    assert report["render_size_px"] == [160, 90]
+    # The same view, only blurrier: at 40 x 22 px the frames agree to a few grey levels.
+    for k in (0, len(full) - 1):
+        a, b = (cv2.resize(f[k], (40, 22), interpolation=cv2.INTER_AREA).astype(float) for f in (full, half))
+        assert np.abs(a - b).mean() < 6.0
