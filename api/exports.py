@@ -1,0 +1,278 @@
+"""Exports for the inspection office and the DX office: 様式A (one workbook for a year / route /
+office), the segments as GeoJSON or GeoPackage, a run's 画像集, the repair candidates as CSV, and
+the infrastructure KPI per month / quarter / year with the change against the period before."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import tempfile
+from dataclasses import asdict
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import quote
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi.responses import FileResponse
+from sqlalchemy import func, select
+
+from api.db import Store
+from api.models import Job, Run, SegmentRow
+from api.queries import SegmentFilter, current_rows, latest_rows, rows, to_record, to_segment
+from api.security import Engineer
+from api.segments import Filters, candidate_rows
+from exporters.form_a import FormRow, RunRows, merge_form_rows, write_form_xlsx
+from exporters.gis import write_ogr
+from exporters.kpi import segments_to_kpi
+
+router = APIRouter(tags=["exports"])
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def _store(request: Request) -> Store:
+    return request.app.state.store
+
+
+def attachment(filename: str) -> dict[str, str]:
+    ascii_name = filename.encode("ascii", "replace").decode().replace("?", "_")
+    return {
+        "Content-Disposition": f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
+    }
+
+
+@router.get(
+    "/exports/form-a",
+    summary="様式A workbook: one row per 100 m segment and lane, from every run's current result",
+    response_class=Response,
+    responses={200: {"content": {XLSX: {}}}, 404: {}},
+)
+def export_form_a(
+    request: Request,
+    _: Engineer,
+    year: int | None = Query(None, ge=1900, le=2200, description="inspection year"),
+    route_no: str | None = Query(None, description="路線番号"),
+    office: str | None = Query(None, description="事務所 as written in the forms"),
+    keep_duplicates: bool = Query(False, description="a row per run for segments several runs surveyed"),
+) -> Response:
+    """Rows of several runs merge as in ``pavement export-form``: a segment surveyed more than once
+    keeps the row with the newest 点検年月日 (the later run on the same date)."""
+    store = _store(request)
+    with store.session() as session:
+        found = rows(session, current_rows(SegmentFilter(route_no=route_no, year=year)))
+        run_dates = dict(session.execute(select(Run.id, Run.inspection_date)).all())
+    by_run: dict[int, list[FormRow]] = {}
+    for row in found:
+        if row.form_row_json:
+            form_row = FormRow(**json.loads(row.form_row_json))
+            if office is None or form_row.office == office:
+                by_run.setdefault(row.run_id, []).append(form_row)
+    if not by_run:
+        raise HTTPException(
+            404, f"no segments for year={year}, route_no={route_no}, office={office}; nothing to export"
+        )
+    order = sorted(by_run, key=lambda r: (run_dates.get(r) or date.min, r))
+    merged = merge_form_rows([RunRows(f"run {r}", tuple(by_run[r])) for r in order], keep_duplicates)
+    with tempfile.TemporaryDirectory(dir=store.data_dir) as tmp:
+        path = Path(tmp) / "form_a.xlsx"
+        write_form_xlsx(list(merged.rows), path)
+        content = path.read_bytes()
+    name = "form_a" + (f"_{year}" if year else "") + (f"_route{route_no}" if route_no else "") + ".xlsx"
+    headers = attachment(name) | {
+        "X-Pavement-Rows": str(len(merged.rows)),
+        "X-Pavement-Duplicates": str(len(merged.duplicates)),
+    }
+    return Response(content, media_type=XLSX, headers=headers)
+
+
+@router.get(
+    "/exports/segments.{fmt}",
+    summary="The latest segments (same filters as /segments) as GeoJSON or GeoPackage",
+    response_class=Response,
+)
+def export_segments(
+    fmt: Literal["geojson", "gpkg"],
+    request: Request,
+    _: Engineer,
+    f: Filters,
+) -> Response:
+    store = _store(request)
+    with store.session() as session:
+        query = current_rows(f) if f.run_id is not None else latest_rows(f)
+        found = rows(session, query)
+        if fmt == "geojson":
+            from api.queries import feature_collection, feature_json
+
+            content = feature_collection([feature_json(r) for r in found])
+            return Response(
+                content, media_type="application/geo+json", headers=attachment("segments.geojson")
+            )
+    if not found:
+        raise HTTPException(404, "no segments pass these filters; a GeoPackage needs at least one")
+    records = [to_record(r) for r in found]
+    with tempfile.TemporaryDirectory(dir=store.data_dir) as tmp:
+        path = Path(tmp) / "segments.gpkg"
+        write_ogr(records, path)
+        content = path.read_bytes()
+    return Response(content, media_type="application/geopackage+sqlite3", headers=attachment("segments.gpkg"))
+
+
+@router.get(
+    "/runs/{run_id}/album",
+    summary="画像集 (album.xlsx) of a run's current result",
+    response_class=FileResponse,
+    responses={200: {"content": {XLSX: {}}}},
+)
+def export_album(run_id: int, request: Request, _: Engineer) -> FileResponse:
+    store = _store(request)
+    with store.session() as session:
+        run = session.get(Run, run_id)
+        if run is None:
+            raise HTTPException(404, f"no run {run_id}")
+        job = session.get(Job, run.current_job_id) if run.current_job_id is not None else None
+        if job is None or job.result_dir is None:
+            raise HTTPException(409, f"run {run_id} has no finished result yet; follow its job")
+    path = store.data_dir / job.result_dir / "album.xlsx"
+    if not path.is_file():
+        raise HTTPException(
+            404, f"run {run_id}: the album of result {job.id} is missing from the data folder"
+        )
+    return FileResponse(path, media_type=XLSX, filename=f"album_run{run_id}.xlsx")
+
+
+@router.get(
+    "/exports/repair-candidates.csv",
+    summary="Repair candidates as CSV (UTF-8 with BOM, opens in Excel)",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}}},
+)
+def export_candidates(request: Request, _: Engineer) -> Response:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    columns = [
+        "segment_key",
+        "route_no",
+        "direction",
+        "kp_km",
+        "offset_m",
+        "inspection_date",
+        "category",
+        "crack_ratio_pct",
+        "rut_depth_mm",
+        "iri_mm_per_m",
+        "pothole_count",
+        "note",
+        "marked_by",
+        "marked_at",
+    ]
+    writer.writerow(columns)
+    with _store(request).session() as session:
+        for c, row, name in candidate_rows(session):
+            figures = (
+                [
+                    row.route_no,
+                    row.direction,
+                    row.kp_km,
+                    row.offset_m,
+                    row.inspection_date.isoformat() if row.inspection_date else "",
+                    row.category or "",
+                    row.crack_ratio_pct,
+                    row.rut_depth_mm,
+                    row.iri_mm_per_m,
+                    row.pothole_count,
+                ]
+                if row
+                else [""] * 10
+            )
+            writer.writerow(
+                [
+                    c.segment_key,
+                    *["" if v is None else v for v in figures],
+                    c.note,
+                    name,
+                    c.updated_at.isoformat(),
+                ]
+            )
+    content = ("\ufeff" + buffer.getvalue()).encode("utf-8")
+    return Response(
+        content, media_type="text/csv; charset=utf-8", headers=attachment("repair_candidates.csv")
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# KPI
+# --------------------------------------------------------------------------------------------
+
+PERIOD_MONTHS = {"month": 1, "quarter": 3, "year": 12}
+
+
+def _add_months(d: date, months: int) -> date:
+    n = d.year * 12 + d.month - 1 + months
+    return date(n // 12, n % 12 + 1, 1)
+
+
+def period_bounds(period: str, at: date, year_start_month: int = 1) -> tuple[date, date]:
+    """[start, end) of the month / quarter / year holding ``at``; quarters and years begin at
+    ``year_start_month`` (4 for the Japanese fiscal year, 年度)."""
+    months = PERIOD_MONTHS[period]
+    since_start = (at.year * 12 + at.month - 1) - (year_start_month - 1)
+    first = since_start - since_start % months + (year_start_month - 1)
+    start = date(first // 12, first % 12 + 1, 1)
+    return start, _add_months(start, months)
+
+
+def _kpi_of(session, start: date, end: date) -> dict:
+    found = rows(session, latest_rows(SegmentFilter(date_from=start, date_to=end)))
+    dates = sorted({r.inspection_date for r in found if r.inspection_date})
+    kpi = asdict(segments_to_kpi([to_segment(r) for r in found], dates))
+    return {"start": start.isoformat(), "end": end.isoformat(), "kpi": kpi}
+
+
+def _change(now: dict, before: dict) -> dict:
+    out = {}
+    for key in ("segments", "surveyed_km", "potholes", "potholes_per_km", "repair_km", "mean_coverage_pct"):
+        a, b = now.get(key), before.get(key)
+        out[key] = None if a is None or b is None else round(a - b, 3)
+    cats_now = {c["category"]: c for c in now["by_category"]}
+    cats_before = {c["category"]: c for c in before["by_category"]}
+    out["by_category"] = {
+        k: {
+            "length_km": round(
+                cats_now[k]["length_km"] - cats_before.get(k, {"length_km": 0})["length_km"], 3
+            ),
+            "share_pct": round(
+                cats_now[k]["share_pct"] - cats_before.get(k, {"share_pct": 0})["share_pct"], 1
+            ),
+        }
+        for k in cats_now
+    }
+    return out
+
+
+@router.get("/kpi", summary="Infrastructure KPI of a period, with the change against the period before")
+def kpi(
+    request: Request,
+    _: Engineer,
+    period: Literal["month", "quarter", "year"] = "year",
+    at: Annotated[
+        date | None, Query(description="a day in the period (default: the newest inspection)")
+    ] = None,
+    year_start_month: int = Query(1, ge=1, le=12, description="4 for the fiscal year (年度)"),
+) -> dict:
+    """Each place counts once per period (its newest inspection in it). ``change`` = this period
+    minus the previous one; null where either is unknown."""
+    with _store(request).session() as session:
+        if at is None:
+            at = session.scalar(select(func.max(SegmentRow.inspection_date))) or date.today()
+        start, end = period_bounds(period, at, year_start_month)
+        prev_start, _prev_end = period_bounds(period, _add_months(start, -1), year_start_month)
+        current = _kpi_of(session, start, end)
+        previous = _kpi_of(session, prev_start, start)
+    return {
+        "period": period,
+        "current": current,
+        "previous": previous,
+        "change": _change(current["kpi"], previous["kpi"]),
+    }

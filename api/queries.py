@@ -1,0 +1,145 @@
+"""Queries over the segment store shared by the segment, export and KPI endpoints.
+
+"Current" rows are those of each run's newest finished job (``runs.current_job_id``); older jobs'
+rows are history. "Latest" picks, per segment key, the current row with the newest inspection date
+(on the same date the later run): what the road looks like now, or at the end of a period.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import Select, and_, func, select
+from sqlalchemy.orm import Session
+
+from api.models import Run, SegmentRow
+from exporters.gis import SegmentRecord
+from pavement.diagnosis import Category
+from pavement.segments import Direction, Segment, SegmentKey, SegmentMetrics
+
+
+@dataclass(frozen=True)
+class SegmentFilter:
+    route_no: str | None = None
+    direction: str | None = None
+    year: int | None = None
+    category: str | None = None  # I, II, III, or "none" (not diagnosed)
+    bbox: tuple[float, float, float, float] | None = None  # min lon, min lat, max lon, max lat
+    run_id: int | None = None
+    date_from: date | None = None  # inclusive
+    date_to: date | None = None  # exclusive
+
+
+def _filtered(query: Select, f: SegmentFilter) -> Select:
+    conditions = []
+    if f.route_no is not None:
+        conditions.append(SegmentRow.route_no == f.route_no)
+    if f.direction is not None:
+        conditions.append(SegmentRow.direction == f.direction)
+    if f.year is not None:
+        conditions.append(SegmentRow.year == f.year)
+    if f.category is not None:
+        conditions.append(
+            SegmentRow.category.is_(None) if f.category == "none" else SegmentRow.category == f.category
+        )
+    if f.bbox is not None:
+        min_lon, min_lat, max_lon, max_lat = f.bbox
+        conditions += [
+            SegmentRow.max_lon >= min_lon,
+            SegmentRow.min_lon <= max_lon,
+            SegmentRow.max_lat >= min_lat,
+            SegmentRow.min_lat <= max_lat,
+        ]
+    if f.run_id is not None:
+        conditions.append(SegmentRow.run_id == f.run_id)
+    if f.date_from is not None:
+        conditions.append(SegmentRow.inspection_date >= f.date_from)
+    if f.date_to is not None:
+        conditions.append(SegmentRow.inspection_date < f.date_to)
+    return query.where(*conditions) if conditions else query
+
+
+def current_rows(f: SegmentFilter) -> Select:
+    """Rows of each run's current result that pass ``f``."""
+    query = select(SegmentRow).join(
+        Run, and_(Run.id == SegmentRow.run_id, Run.current_job_id == SegmentRow.job_id)
+    )
+    return _filtered(query, f)
+
+
+def latest_rows(f: SegmentFilter) -> Select:
+    """Per segment key, the current row with the newest inspection date among those passing ``f``
+    (portable SQL: a window function, SQLite >= 3.25 and PostgreSQL)."""
+    rank = (
+        func.row_number()
+        .over(
+            partition_by=SegmentRow.segment_key,
+            order_by=(SegmentRow.inspection_date.desc().nulls_last(), SegmentRow.run_id.desc()),
+        )
+        .label("rank")
+    )
+    ranked = _filtered(
+        select(SegmentRow.id.label("id"), rank).join(
+            Run, and_(Run.id == SegmentRow.run_id, Run.current_job_id == SegmentRow.job_id)
+        ),
+        f,
+    ).subquery()
+    return (
+        select(SegmentRow)
+        .join(ranked, ranked.c.id == SegmentRow.id)
+        .where(ranked.c.rank == 1)
+        .order_by(SegmentRow.route_no, SegmentRow.direction, SegmentRow.kp_km, SegmentRow.offset_m)
+    )
+
+
+def rows(session: Session, query: Select) -> list[SegmentRow]:
+    return list(session.scalars(query).all())
+
+
+def feature_json(row: SegmentRow, extra: dict | None = None) -> str:
+    """One GeoJSON Feature as text, assembled from the stored JSON (no parse: fast for big maps)."""
+    props = row.properties_json
+    if extra:
+        props = props[:-1] + "," + json.dumps(extra, ensure_ascii=False, separators=(",", ":"))[1:]
+    return f'{{"type":"Feature","id":{row.id},"geometry":{row.geometry_json},"properties":{props}}}'
+
+
+def feature_collection(features: list[str]) -> bytes:
+    return ('{"type":"FeatureCollection","features":[' + ",".join(features) + "]}").encode("utf-8")
+
+
+def to_record(row: SegmentRow) -> SegmentRecord:
+    """Back to the exporters' flat record (the properties of segments.geojson)."""
+    props = json.loads(row.properties_json)
+    coords = tuple(tuple(c) for c in json.loads(row.geometry_json)["coordinates"])
+    fields = SegmentRecord.__dataclass_fields__
+    return SegmentRecord(**{k: props.get(k) for k in fields if k != "coordinates"}, coordinates=coords)
+
+
+def to_segment(row: SegmentRow) -> Segment:
+    """Back to the domain value (for ``exporters.kpi``)."""
+    props = json.loads(row.properties_json)
+    coords = json.loads(row.geometry_json)["coordinates"]
+    try:
+        direction = Direction(row.direction)
+    except ValueError:
+        direction = Direction.UNKNOWN
+    return Segment(
+        key=SegmentKey(row.route_no, direction, row.kp_km, row.offset_m, row.length_m),
+        start_lat=coords[0][1],
+        start_lon=coords[0][0],
+        end_lat=coords[-1][1],
+        end_lon=coords[-1][0],
+        partial=row.partial,
+        metrics=SegmentMetrics(
+            crack_ratio_pct=row.crack_ratio_pct,
+            rut_depth_mm=row.rut_depth_mm,
+            iri_mm_per_m=row.iri_mm_per_m,
+            pothole_count=row.pothole_count,
+            mci=row.mci,
+            category=Category(row.category) if row.category else None,
+            coverage_pct=props.get("coverage_pct"),
+        ),
+    )

@@ -1,0 +1,118 @@
+"""Access control: 401 without a valid token, 403 for the wrong role, tokens stored hashed,
+uploaders confined to their own runs, development mode only on loopback."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from api.models import Token
+from api.settings import Settings
+from tests.api.conftest import TUS, auth
+
+ENDPOINTS = [
+    ("get", "/api/v1/segments"),
+    ("get", "/api/v1/segments/1"),
+    ("get", "/api/v1/exports/form-a"),
+    ("get", "/api/v1/kpi"),
+    ("get", "/api/v1/runs"),
+    ("get", "/api/v1/jobs/1"),
+    ("get", "/api/v1/repair-candidates"),
+    ("get", "/api/v1/tokens"),
+    ("get", "/api/v1/frames/1.jpg"),
+    ("post", "/api/v1/uploads"),
+    ("post", "/api/v1/runs"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), ENDPOINTS)
+def test_no_token_is_401(service, method, path):
+    response = service.client.request(method, path, headers=TUS)
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert "pavement token create" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("token", ["pvt_not-a-real-token", "dev", ""])
+def test_unknown_token_is_401(service, token):
+    response = service.client.get("/api/v1/segments", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401
+
+
+def test_revoked_token_is_401(service):
+    admin = service.tokens["admin"]
+    made = service.client.post(
+        "/api/v1/tokens", json={"name": "car-7", "role": "uploader"}, headers=auth(admin)
+    )
+    assert made.status_code == 201
+    token = made.json()["token"]
+    assert service.client.get("/api/v1/runs", headers=auth(token)).status_code == 200
+    assert (
+        service.client.delete(f"/api/v1/tokens/{made.json()['id']}", headers=auth(admin)).status_code == 204
+    )
+    assert service.client.get("/api/v1/runs", headers=auth(token)).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("role", "method", "path"),
+    [
+        ("uploader", "get", "/api/v1/exports/form-a"),
+        ("uploader", "get", "/api/v1/exports/repair-candidates.csv"),
+        ("uploader", "get", "/api/v1/segments"),
+        ("uploader", "get", "/api/v1/kpi"),
+        ("uploader", "post", "/api/v1/repair-candidates"),
+        ("uploader", "get", "/api/v1/tokens"),
+        ("uploader", "post", "/api/v1/runs/1/reprocess"),
+        ("engineer", "post", "/api/v1/uploads"),
+        ("engineer", "post", "/api/v1/runs"),
+        ("engineer", "post", "/api/v1/tokens"),
+        ("engineer", "post", "/api/v1/runs/1/reprocess"),
+    ],
+)
+def test_wrong_role_is_403(service, role, method, path):
+    response = service.client.request(method, path, headers=auth(service.tokens[role], **TUS))
+    assert response.status_code == 403
+    assert f"role {role} may not" in response.json()["detail"]
+
+
+def test_tokens_are_stored_hashed(service):
+    with service.store.session() as session:
+        stored = session.scalars(select(Token.token_hash)).all()
+    secrets = set(service.tokens.values())
+    assert len(stored) == 3
+    assert not secrets & set(stored)
+    assert all(len(h) == 64 for h in stored)
+    listed = service.client.get("/api/v1/tokens", headers=auth(service.tokens["admin"])).json()
+    assert not any(s in str(listed) for s in secrets)
+
+
+def test_uploader_sees_only_its_own_runs_and_jobs(service):
+    run_id, job_id = service.queue_run("uploader")
+    owner = service.tokens["uploader"]
+    other = service.token("uploader", "car-99")
+    assert service.client.get(f"/api/v1/jobs/{job_id}", headers=auth(owner)).json()["state"] == "queued"
+    assert service.client.get(f"/api/v1/jobs/{job_id}", headers=auth(other)).status_code == 404
+    assert service.client.get(f"/api/v1/runs/{run_id}", headers=auth(other)).status_code == 404
+    assert service.client.get("/api/v1/runs", headers=auth(other)).json() == []
+    assert [r["id"] for r in service.client.get("/api/v1/runs", headers=auth(owner)).json()] == [run_id]
+    engineer = service.tokens["engineer"]
+    assert service.client.get(f"/api/v1/jobs/{job_id}", headers=auth(engineer)).status_code == 200
+
+
+def test_dev_token_only_in_dev_mode(make_service):
+    dev = make_service(dev=True)
+    assert dev.client.get("/api/v1/tokens", headers=auth("dev")).status_code == 200
+    normal = make_service()
+    assert normal.client.get("/api/v1/tokens", headers=auth("dev")).status_code == 401
+
+
+def test_dev_mode_refuses_a_public_address(tmp_path):
+    with pytest.raises(ValueError, match=r"only listens on 127\.0\.0\.1"):
+        Settings(data_dir=tmp_path, dev=True, host="0.0.0.0")
+    Settings(data_dir=tmp_path, dev=True, host="::1")
+
+
+def test_openapi_documents_the_bearer_scheme(service):
+    spec = service.client.get("/api/v1/openapi.json").json()
+    assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    assert "/api/v1/uploads/{upload_id}" in spec["paths"]
