@@ -101,18 +101,19 @@ class RunSpec:
     fps: float
     render_scale: float
     seed: int
+    crf: int = 14  # x264 quality; low, so that the bitrate nears a phone's (the default 26 is far below)
 
     @property
     def name(self) -> str:
         return (
             f"run_{self.length_m:g}m_{self.width_px}x{self.height_px}_{self.fps:g}fps"
-            f"_rs{self.render_scale:g}_seed{self.seed}"
+            f"_rs{self.render_scale:g}_seed{self.seed}_crf{self.crf}"
         )
 
     def synth_command(self, out: Path) -> str:
         return (
             f"pavement synth --out {out} --length-m {self.length_m:g} --size {self.width_px}x{self.height_px}"
-            f" --fps {self.fps:g} --seed {self.seed} --render-scale {self.render_scale:g}"
+            f" --fps {self.fps:g} --seed {self.seed} --render-scale {self.render_scale:g} --crf {self.crf}"
         )
 
 
@@ -156,6 +157,7 @@ def ensure_run(spec: RunSpec, work: Path) -> tuple[Path, dict]:
             width_px=spec.width_px,
             height_px=spec.height_px,
             render_scale=spec.render_scale,
+            crf=spec.crf,
         )
         result = run_synth(run_dir, config, progress)
     except PavementError as exc:

@@ -246,7 +246,8 @@ def synth(
         typer.Option(
             "--render-scale",
             help="Render frames at this fraction of --size (0-1) and upscale them: a shortcut for long "
-            "benchmark runs (0.25 renders ~10x faster at 1920x1080). Upscaled frames carry less detail: "
+            "benchmark runs (0.25 renders a 1920x1080 run several times faster). Upscaled frames carry less "
+            "detail: "
             "not for accuracy evaluation. GPS, accelerometer and truth.json do not change.",
         ),
     ] = 1.0,
@@ -541,3 +542,94 @@ def export_form(
     if len(result.warnings) > 10:
         typer.echo(f"warning: {len(result.warnings) - 10} more in {result.report_json}", err=True)
     typer.echo(f"{result.n_rows} rows from {result.n_runs} runs -> {result.out_path}")
+
+
+# ---------------------------------------------------------------------------------------------
+# The service (issue 8): API server, job worker, tokens. Needs the 'api' extra.
+# ---------------------------------------------------------------------------------------------
+
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data",
+        help="Data folder: uploads, run folders, results and the SQLite database. "
+        "Default: $PAVEMENT_DATA_DIR or ./pavement-data.",
+        show_default=False,
+    ),
+]
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="Database URL, e.g. postgresql+psycopg://user@host/pavement. "
+        "Default: $PAVEMENT_DATABASE_URL or SQLite in the data folder.",
+        show_default=False,
+    ),
+]
+
+
+def _service_settings(**values: object):
+    try:
+        from api.settings import make_settings
+    except ImportError as exc:
+        raise ImportError(
+            f"{exc}: the service needs the 'api' extra: pip install 'pavement-inspection[api]'"
+        ) from exc
+    return make_settings(**values)
+
+
+@app.command("serve")
+def serve(
+    data: DataDirOption = None,
+    db: DatabaseOption = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8000,
+    dev: Annotated[
+        bool,
+        typer.Option("--dev", help="Development mode: the token 'dev' is an admin. Only on 127.0.0.1."),
+    ] = False,
+) -> None:
+    """The web service: resumable uploads (tus), runs, jobs, segments, 様式A and KPI under /api/v1.
+
+    Upgrades the database on start. Jobs are processed by 'pavement worker' (start one or more).
+    API documentation: http://HOST:PORT/api/v1/docs
+    """
+    from api.service import run_serve
+
+    run_serve(_service_settings(data_dir=data, database_url=db, host=host, port=port, dev=dev or None))
+
+
+@app.command("worker")
+def worker(
+    data: DataDirOption = None,
+    db: DatabaseOption = None,
+    once: Annotated[bool, typer.Option("--once", help="Process the queued jobs, then exit.")] = False,
+) -> None:
+    """Process queued runs (the same work as 'pavement process') and store their results.
+
+    Runs until stopped (Ctrl-C finishes the job at hand first). A job whose worker died is
+    taken over when its lease expires; several workers may share one database.
+    """
+    from api.service import run_worker
+
+    n = run_worker(_service_settings(data_dir=data, database_url=db), once=once)
+    typer.echo(f"{n} jobs run")
+
+
+token_app = typer.Typer(help="Bearer tokens of the service.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+
+
+@token_app.command("create")
+def token_create(
+    role: Annotated[str, typer.Option("--role", help="uploader, engineer or admin.")],
+    name: Annotated[str, typer.Option("--name", help="Who or what uses it, e.g. patrol-car-12.")],
+    data: DataDirOption = None,
+    db: DatabaseOption = None,
+) -> None:
+    """Make a bearer token and print it once (only its hash is stored)."""
+    from api.service import run_token_create
+
+    new = run_token_create(_service_settings(data_dir=data, database_url=db), name, role)
+    typer.echo(new.token)
+    typer.echo(f"token {new.token_id} for {new.name} ({new.role}): shown only now, keep it safe", err=True)

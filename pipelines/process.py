@@ -173,10 +173,19 @@ def _stream(
                 detections[i] = dets
                 score = float(np.sum(dets.confidence))
             window = int(dist // config.album_window_m)
-            best = candidates.get(window)
-            if best is None or score > best.score:
-                candidates[window] = _Candidate(i, score, _jpeg(img, config.album_width_px))
+            if window != pending[0]:  # windows only move forward: the last one is complete
+                keep_pending()
+                pending[:] = [window, None]
+            if pending[1] is None or score > pending[1][1]:
+                pending[1] = (i, score, img)  # the raw frame; compressed once the window closes
         batch.clear()
+
+    pending: list = [-1, None]  # [album window, (frame index, score, BGR) of its best frame so far]
+
+    def keep_pending() -> None:
+        if pending[1] is not None:
+            i, score, img = pending[1]
+            candidates[pending[0]] = _Candidate(i, score, _jpeg(img, config.album_width_px))
 
     def measure_burst() -> None:
         nonlocal burst_blank
@@ -212,6 +221,7 @@ def _stream(
             progress("video", i + 1, info.n_frames_expected, planner.distance_m / 1000)
     if batch:
         flush()
+    keep_pending()
     if progress is not None:
         progress("video", info.n_frames_expected, info.n_frames_expected, planner.distance_m / 1000)
     return _Stream(

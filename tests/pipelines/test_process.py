@@ -19,6 +19,7 @@ OUTPUTS = (
     "potholes.geojson",
     "detections.json",
     "report.json",
+    "album.xlsx",
     "geotag/frames.csv",
 )
 
@@ -54,6 +55,57 @@ def test_form_a_has_one_row_per_segment_and_blank_unmeasured_indicators(processe
     assert len(rows) == len(result.segments)
     assert all(r["ひび割れ率(%)"] is None and r["診断区分"] is None for r in rows)  # not measured yet
     assert all(str(r["路線番号"]) == result.segments[0].key.route_no for r in rows)
+
+
+def test_form_a_rows_equal_segments_csv(processed):
+    import csv
+
+    _, out, _ = processed
+    sheet = openpyxl.load_workbook(out / "form_a.xlsx").worksheets[0]
+    types, headers = [c.value for c in sheet[1]], [c.value for c in sheet[2]]
+    assert all(types) and "路線番号" in headers and "IRI(mm/m)" in headers
+    rows = [dict(zip(headers, (c.value for c in r), strict=True)) for r in sheet.iter_rows(min_row=3)]
+    with (out / "segments.csv").open(encoding="utf-8-sig") as f:
+        table = list(csv.DictReader(f))
+    assert len(rows) == len(table)
+
+    def num(v):
+        return None if v in (None, "") else float(v)
+
+    for row, rec in zip(rows, table, strict=True):
+        assert str(row["路線番号"]) == rec["route_no"] and row["上下"] == rec["direction"]
+        assert num(row["距離標(起点)"]) == pytest.approx(num(rec["kp_km"]))
+        assert num(row["距離標からの追加距離(起点)"]) == pytest.approx(num(rec["offset_m"]))
+        for header, field in (("IRI(mm/m)", "iri_mm_per_m"), ("わだち掘れ量(mm)", "rut_depth_mm")):
+            assert num(row[header]) == pytest.approx(num(rec[field]), abs=0.051)
+        assert num(row["緯度(起点)"]) == pytest.approx(num(rec["start_lat"]), abs=1e-6)
+
+
+def test_album_shows_every_segment_with_its_representative_frames(processed):
+    result, out, _ = processed
+    book = openpyxl.load_workbook(out / "album.xlsx")
+    n_images = sum(len(ws._images) for ws in book.worksheets)
+    chosen = [i for s in result.segments for i in s.representative_frames]
+    assert chosen and n_images == len(chosen)
+    assert sorted(int(p.stem) for p in (out / "frames").glob("*.jpg")) == sorted(chosen)
+    text = " ".join(str(c.value) for ws in book.worksheets for row in ws.iter_rows() for c in row if c.value)
+    assert text.count("未計測") >= len(result.segments)  # ひび割れ率 is not measured yet
+
+
+def test_frames_are_decoded_once_and_spaced_by_distance(processed):
+    _, out, _ = processed
+    report = json.loads((out / "report.json").read_text())
+    frames = [r for r in csv_rows(out / "geotag/frames.csv")]
+    assert report["video"]["distance_by_video_m"] == pytest.approx(200, rel=0.15)
+    assert report["detected_frames"] == pytest.approx(200 / 5, abs=6)
+    assert len(frames) == report["planned_frames"]
+
+
+def csv_rows(path):
+    import csv
+
+    with path.open(encoding="utf-8-sig") as f:
+        return list(csv.DictReader(f))
 
 
 def test_iri_is_estimated_for_full_segments(processed):
