@@ -13,7 +13,14 @@ from sqlalchemy import select
 
 from api.db import Store
 from api.models import FrameRow, PotholeRow, RepairCandidate, Run, SegmentRow, User, utcnow
-from api.queries import SegmentFilter, current_rows, feature_collection, feature_json, latest_rows, rows
+from api.queries import (
+    SegmentFilter,
+    current_rows,
+    extra_properties,
+    feature_collection,
+    feature_json,
+    latest_rows,
+)
 from api.security import Engineer
 
 router = APIRouter(tags=["segments"])
@@ -72,9 +79,17 @@ def list_segments(request: Request, f: Filters, _: Engineer) -> Response:
     store = _store(request)
     with store.session() as session:
         query = current_rows(f).order_by(SegmentRow.segment_key) if f.run_id is not None else latest_rows(f)
+        columns = (
+            SegmentRow.id,
+            SegmentRow.segment_key,
+            SegmentRow.geometry_json,
+            SegmentRow.properties_json,
+        )
         marked = set(session.scalars(select(RepairCandidate.segment_key)).all())
+        flag = {b: extra_properties({"repair_candidate": b}) for b in (False, True)}
         features = [
-            feature_json(r, {"repair_candidate": r.segment_key in marked}) for r in rows(session, query)
+            feature_json(r, flag[r.segment_key in marked])
+            for r in session.execute(query.with_only_columns(*columns))
         ]
     return Response(feature_collection(features), media_type="application/geo+json")
 

@@ -9,27 +9,32 @@
   kept (unless the chunk carried ``Upload-Checksum``) and ``HEAD`` says where to resume.
 - ``HEAD`` gives ``Upload-Offset`` and ``Upload-Length``; ``DELETE`` drops an unused upload;
   ``GET`` (not tus) is a JSON receipt with the whole file's sha256 once it is complete.
+- An upload that no run uses is deleted ``upload_expiry_h`` after its last chunk (``Upload-Expires``
+  says when); the worker does the deleting (``expire_uploads``).
 
 The client's file name is kept for display only: the server names every file itself.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
 import os
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
-from sqlalchemy import update
+from sqlalchemy import delete, select, update
 from starlette.requests import ClientDisconnect
 
 from api.db import Store
@@ -39,7 +44,7 @@ from api.security import Principal, Uploader
 logger = logging.getLogger(__name__)
 
 TUS_VERSION = "1.0.0"
-TUS_EXTENSIONS = "creation,termination,checksum"
+TUS_EXTENSIONS = "creation,termination,checksum,expiration"
 CHECKSUM_ALGORITHMS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "md5": hashlib.md5}
 OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
 BASE_HEADERS = {"Tus-Resumable": TUS_VERSION}
@@ -47,9 +52,6 @@ MAX_METADATA_CHARS = 4096
 MAX_FILENAME_CHARS = 255
 
 router = APIRouter(prefix="/uploads", tags=["uploads"])
-
-#: One PATCH at a time per upload (the service runs as one process; see docs/service.md).
-_locks: dict[str, asyncio.Lock] = {}
 
 
 def tus_error(status: int, message: str, **headers: str) -> HTTPException:
@@ -111,6 +113,42 @@ def parse_metadata(header: str | None) -> dict[str, str]:
 
 def encode_metadata(metadata: dict[str, str]) -> str:
     return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" if v else k for k, v in metadata.items())
+
+
+def _expires(settings, updated_at: datetime) -> dict[str, str]:
+    """tus expiration: when an upload that no run uses will be deleted (RFC 9110 date)."""
+    when = (updated_at + timedelta(hours=settings.upload_expiry_h)).replace(tzinfo=UTC)
+    return {"Upload-Expires": format_datetime(when, usegmt=True)}
+
+
+def expire_uploads(store: Store, max_age_h: float) -> int:
+    """Delete the uploads no run uses whose last chunk is older than ``max_age_h``; how many."""
+    cutoff = utcnow() - timedelta(hours=max_age_h)
+    with store.session() as session:
+        stale = session.scalars(
+            select(Upload.id).where(Upload.run_id.is_(None), Upload.updated_at < cutoff)
+        ).all()
+    n = 0
+    for upload_id in stale:
+        path = upload_path(store, upload_id)
+        with contextlib.ExitStack() as stack:
+            if path.exists():
+                f = stack.enter_context(path.open("rb"))
+                try:
+                    fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # being written right now: not stale after all
+            with store.session() as session:
+                session.execute(
+                    delete(Upload).where(
+                        Upload.id == upload_id, Upload.run_id.is_(None), Upload.updated_at < cutoff
+                    )
+                )
+            path.unlink(missing_ok=True)
+            n += 1
+    if n:
+        logger.info("deleted %d uploads unused for %.0f h", n, max_age_h)
+    return n
 
 
 def _store(request: Request) -> Store:
@@ -199,7 +237,13 @@ def tus_create(
             )
         )
     location = str(request.url_for("tus_head", upload_id=upload_id))
-    return Response(status_code=201, headers={**BASE_HEADERS, "Location": location, "Upload-Offset": "0"})
+    headers = {
+        **BASE_HEADERS,
+        "Location": location,
+        "Upload-Offset": "0",
+        **_expires(_settings(request), now),
+    }
+    return Response(status_code=201, headers=headers)
 
 
 @router.head(
@@ -215,6 +259,8 @@ def tus_head(upload_id: str, request: Request, principal: Uploader) -> Response:
         "Upload-Length": str(upload.length_bytes),
         "Cache-Control": "no-store",
     }
+    if upload.run_id is None:
+        headers.update(_expires(_settings(request), upload.updated_at))
     metadata = json.loads(upload.metadata_json)
     if metadata:
         headers["Upload-Metadata"] = encode_metadata(metadata)
@@ -281,83 +327,45 @@ async def tus_patch(
             415, f"a PATCH body must be Content-Type: {OFFSET_CONTENT_TYPE} (tus 1.0), got {content_type!r}"
         )
     offset = _int_header("Upload-Offset", upload_offset)
+    hasher, expected_digest = _checksum(upload_checksum)
     store, settings = _store(request), _settings(request)
-    upload = await run_in_threadpool(_load, store, upload_id, principal)
-    if (
-        upload.completed_at is not None
-        and upload.offset_bytes == upload.length_bytes
-        and offset == upload.length_bytes
-    ):
-        return Response(status_code=204, headers={**BASE_HEADERS, "Upload-Offset": str(offset)})
-    if offset != upload.offset_bytes:
-        raise tus_error(
-            409,
-            f"Upload-Offset {offset} does not match the upload's offset {upload.offset_bytes}; "
-            "ask HEAD for the offset to resume from",
-        )
-    room = upload.length_bytes - offset
-    limit = min(settings.max_chunk_bytes, room)
-    if content_length is not None and content_length.isdigit() and int(content_length) > limit:
-        why = (
-            f"over this server's chunk limit of {settings.max_chunk_bytes} bytes; send smaller chunks"
-            if int(content_length) > settings.max_chunk_bytes
-            else f"past the announced Upload-Length ({room} bytes left)"
-        )
-        raise tus_error(413, f"chunk of {content_length} bytes is {why}")
-    hasher = None
-    expected_digest = b""
-    if upload_checksum:
-        algo, _, digest = upload_checksum.strip().partition(" ")
-        if algo not in CHECKSUM_ALGORITHMS:
+    await run_in_threadpool(_load, store, upload_id, principal)  # 404 before touching the file
+    f = await run_in_threadpool(upload_path(store, upload_id).open, "r+b")
+    try:
+        try:  # one PATCH at a time per upload, across processes: an exclusive lock on its file
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise tus_error(423, "another PATCH of this upload is in progress; retry when it ends") from None
+        upload = await run_in_threadpool(_load, store, upload_id, principal)  # the offset, now stable
+        if upload.offset_bytes == upload.length_bytes and offset == upload.length_bytes:
+            return Response(status_code=204, headers={**BASE_HEADERS, "Upload-Offset": str(offset)})
+        if offset != upload.offset_bytes:
             raise tus_error(
-                400,
-                f"Upload-Checksum algorithm {algo!r} is not supported; use {', '.join(CHECKSUM_ALGORITHMS)}",
+                409,
+                f"Upload-Offset {offset} does not match the upload's offset {upload.offset_bytes}; "
+                "ask HEAD for the offset to resume from",
             )
-        try:
-            expected_digest = base64.b64decode(digest, validate=True)
-        except binascii.Error:
-            raise tus_error(400, "Upload-Checksum value is not base64") from None
-        hasher = CHECKSUM_ALGORITHMS[algo]()
-
-    lock = _locks.setdefault(upload_id, asyncio.Lock())
-    if lock.locked():
-        raise tus_error(423, "another PATCH of this upload is in progress; retry when it ends")
-    async with lock:
-        path = upload_path(store, upload_id)
-        chunk = _Chunk()
-        f = await run_in_threadpool(path.open, "r+b")
-        try:
-            await run_in_threadpool(f.seek, offset)
-            try:
-                async for data in request.stream():
-                    if not data:
-                        continue
-                    if chunk.written + len(data) > limit:
-                        chunk.over_limit = (
-                            f"over this server's chunk limit of {settings.max_chunk_bytes} bytes"
-                            if chunk.written + len(data) > settings.max_chunk_bytes
-                            else f"past the announced Upload-Length ({room} bytes left)"
-                        )
-                        break
-                    await run_in_threadpool(f.write, data)
-                    if hasher is not None:
-                        hasher.update(data)
-                    chunk.written += len(data)
-            except ClientDisconnect:
-                chunk.disconnected = True
-            keep = chunk.written
-            if chunk.over_limit or (
-                hasher is not None and (chunk.disconnected or hasher.digest() != expected_digest)
-            ):
-                keep = 0  # a chunk that cannot be verified or does not fit is dropped whole
-            await run_in_threadpool(_sync_truncate, f, offset + keep)
-        finally:
-            await run_in_threadpool(f.close)
+        room = upload.length_bytes - offset
+        limit = min(settings.max_chunk_bytes, room)
+        if content_length is not None and content_length.isdigit() and int(content_length) > limit:
+            why = (
+                f"over this server's chunk limit of {settings.max_chunk_bytes} bytes; send smaller chunks"
+                if int(content_length) > settings.max_chunk_bytes
+                else f"past the announced Upload-Length ({room} bytes left)"
+            )
+            raise tus_error(413, f"chunk of {content_length} bytes is {why}")
+        chunk = await _receive(request, f, offset, limit, settings.max_chunk_bytes, room, hasher)
+        keep = chunk.written
+        if chunk.over_limit or (
+            hasher is not None and (chunk.disconnected or hasher.digest() != expected_digest)
+        ):
+            keep = 0  # a chunk that cannot be verified or does not fit is dropped whole
+        await run_in_threadpool(_sync_truncate, f, offset + keep)
         new_offset = offset + keep
         if keep:
-            await run_in_threadpool(
-                _record_offset, store, upload_id, offset, new_offset, upload.length_bytes, path
-            )
+            await run_in_threadpool(_record_offset, store, upload_id, offset, new_offset, upload.length_bytes)
+    finally:
+        await run_in_threadpool(f.close)  # closing releases the lock
     if chunk.over_limit:
         raise tus_error(413, f"chunk is {chunk.over_limit}; the chunk was dropped, resume at {offset}")
     if chunk.disconnected:
@@ -367,7 +375,47 @@ async def tus_patch(
         raise tus_error(
             460, "Upload-Checksum does not match the chunk received; it was dropped, send it again"
         )
-    return Response(status_code=204, headers={**BASE_HEADERS, "Upload-Offset": str(new_offset)})
+    headers = {**BASE_HEADERS, "Upload-Offset": str(new_offset), **_expires(settings, utcnow())}
+    return Response(status_code=204, headers=headers)
+
+
+def _checksum(header: str | None):
+    """(hasher, expected digest) from ``Upload-Checksum: <algorithm> <base64>``, or (None, b"")."""
+    if not header:
+        return None, b""
+    algo, _, digest = header.strip().partition(" ")
+    if algo not in CHECKSUM_ALGORITHMS:
+        raise tus_error(
+            400, f"Upload-Checksum algorithm {algo!r} is not supported; use {', '.join(CHECKSUM_ALGORITHMS)}"
+        )
+    try:
+        return CHECKSUM_ALGORITHMS[algo](), base64.b64decode(digest, validate=True)
+    except binascii.Error:
+        raise tus_error(400, "Upload-Checksum value is not base64") from None
+
+
+async def _receive(request: Request, f, offset: int, limit: int, max_chunk: int, room: int, hasher) -> _Chunk:
+    """Stream the body into ``f`` at ``offset``, at most ``limit`` bytes; note a disconnect."""
+    chunk = _Chunk()
+    await run_in_threadpool(f.seek, offset)
+    try:
+        async for data in request.stream():
+            if not data:
+                continue
+            if chunk.written + len(data) > limit:
+                chunk.over_limit = (
+                    f"over this server's chunk limit of {max_chunk} bytes"
+                    if chunk.written + len(data) > max_chunk
+                    else f"past the announced Upload-Length ({room} bytes left)"
+                )
+                break
+            await run_in_threadpool(f.write, data)
+            if hasher is not None:
+                hasher.update(data)
+            chunk.written += len(data)
+    except ClientDisconnect:
+        chunk.disconnected = True
+    return chunk
 
 
 def _sync_truncate(f, size: int) -> None:
@@ -376,9 +424,9 @@ def _sync_truncate(f, size: int) -> None:
     os.fsync(f.fileno())
 
 
-def _record_offset(store: Store, upload_id: str, old: int, new: int, length: int, path: Path) -> None:
+def _record_offset(store: Store, upload_id: str, old: int, new: int, length: int) -> None:
     complete = new == length
-    digest = _sha256_of(path) if complete else None
+    digest = _sha256_of(upload_path(store, upload_id)) if complete else None
     now = utcnow()
     with store.session() as session:
         session.execute(
@@ -404,10 +452,12 @@ def tus_delete(upload_id: str, request: Request, principal: Uploader) -> Respons
     upload = _load(store, upload_id, principal)
     if upload.run_id is not None:
         raise tus_error(409, f"upload {upload_id} belongs to run {upload.run_id}; it cannot be deleted")
-    if upload_id in _locks and _locks[upload_id].locked():
-        raise tus_error(423, "a PATCH of this upload is in progress")
-    with store.session() as session:
-        session.delete(session.get(Upload, upload_id))
-    upload_path(store, upload_id).unlink(missing_ok=True)
-    _locks.pop(upload_id, None)
+    with upload_path(store, upload_id).open("rb") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise tus_error(423, "a PATCH of this upload is in progress") from None
+        with store.session() as session:
+            session.delete(session.get(Upload, upload_id))
+        upload_path(store, upload_id).unlink(missing_ok=True)
     return Response(status_code=204, headers=BASE_HEADERS)

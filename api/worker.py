@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 import socket
@@ -32,6 +33,7 @@ from api.db import Store
 from api.models import Job, JobState, utcnow
 from api.results import ClaimedJob, JobLost, store_results
 from api.settings import Settings
+from api.tus import expire_uploads
 from pavement.errors import PavementError
 
 logger = logging.getLogger(__name__)
@@ -40,6 +42,7 @@ logger = logging.getLogger(__name__)
 ProcessFunction = Callable[..., object]
 VIDEO_SHARE = 0.9  # of the progress bar: decoding the video is nearly all of a job
 _PROGRESS_INTERVAL_S = 1.0
+_SWEEP_INTERVAL_S = 600.0  # how often an idle worker deletes expired uploads
 
 
 def new_worker_id() -> str:
@@ -230,10 +233,14 @@ def work(
     worker_id = worker_id or new_worker_id()
     stop = stop or threading.Event()
     n = 0
+    last_sweep = -math.inf
     logger.info("worker %s started", worker_id)
     while not stop.is_set():
         job = claim_job(store, settings, worker_id)
         if job is None:
+            if time.monotonic() - last_sweep > _SWEEP_INTERVAL_S:  # housekeeping while idle
+                expire_uploads(store, settings.upload_expiry_h)
+                last_sweep = time.monotonic()
             if once:
                 break
             stop.wait(settings.poll_s)

@@ -265,3 +265,26 @@ def test_real_server_keeps_bytes_of_a_dropped_connection(service):
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def test_unused_uploads_expire(service):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from api.models import Upload, utcnow
+    from api.tus import expire_uploads
+
+    up = service.tokens["uploader"]
+    created = service.client.post("/api/v1/uploads", headers=auth(up, **TUS, **{"Upload-Length": "10"}))
+    assert created.headers["Upload-Expires"].endswith("GMT")
+    stale = created.headers["Location"].rsplit("/", 1)[-1]
+    fresh = create_upload(service.client, up, 10)
+    with service.store.session() as session:
+        session.execute(
+            update(Upload).where(Upload.id == stale).values(updated_at=utcnow() - timedelta(days=4))
+        )
+    assert expire_uploads(service.store, service.settings.upload_expiry_h) == 1
+    assert service.client.head(f"/api/v1/uploads/{stale}", headers=auth(up, **TUS)).status_code == 404
+    assert not (service.store.uploads_dir / stale).exists()
+    assert head_offset(service.client, up, fresh) == 0
