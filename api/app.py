@@ -1,18 +1,21 @@
-"""The FastAPI application: ``create_app(settings)``; everything under ``/api/v1`` (OpenAPI at
-``/api/v1/openapi.json``, docs at ``/api/v1/docs``).
+"""The FastAPI application: ``create_app(settings)``; the API under ``/api/v1`` (OpenAPI at
+``/api/v1/openapi.json``, docs at ``/api/v1/docs``) and the engineers' web map at ``/``.
 
 The project's errors (``PavementError``) become one JSON answer, ``{"detail", "error"}``, with a
-4xx status: bad input 422, bad configuration 400, a model that cannot be loaded 503 is not 4xx and
-is therefore reported as 409 (the service cannot do it now).
+4xx status: bad input (``InputError``) 422, a bad parameter (``ConfigError``) 400, anything else the
+service cannot do now (a model, an export) 409.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 
 from api import exports, runs, segments, tokens, tus
 from api.db import Store, open_store
@@ -23,6 +26,7 @@ from pavement.errors import ConfigError, InputError, PavementError
 logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
+WEB_DIR = Path(__file__).with_name("web")
 
 
 def _status_of(exc: PavementError) -> int:
@@ -68,4 +72,24 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     for module in (tus, runs, segments, exports, tokens):
         api.include_router(module.router)
     app.include_router(api)
+    _add_web_map(app, settings)
     return app
+
+
+def _add_web_map(app: FastAPI, settings: Settings) -> None:
+    """The engineers' map at ``/``: Leaflet from the xstatic-leaflet package (no CDN), the page's
+    own files from ``api/web``; the page asks for a token and calls the API with it."""
+    import xstatic.pkg.leaflet as leaflet
+
+    config = json.dumps({"tile_url": settings.tile_url, "tile_attribution": settings.tile_attribution})
+    page = (
+        (WEB_DIR / "index.html")
+        .read_text(encoding="utf-8")
+        .replace("__CONFIG__", config.replace("</", "<\\/"))
+    )
+    app.mount("/static/leaflet", StaticFiles(directory=leaflet.BASE_DIR), name="leaflet")
+    app.mount("/static/app", StaticFiles(directory=WEB_DIR), name="web")
+
+    @app.get("/", include_in_schema=False)
+    def web_map() -> HTMLResponse:
+        return HTMLResponse(page)

@@ -297,5 +297,7 @@ def get_job(job_id: int, request: Request, principal: AnyRole) -> JobOut:
         job = session.get(Job, job_id)
         if job is None:
             raise HTTPException(404, f"no job {job_id}")
-        _visible_run(session, job.run_id, principal)
+        run = session.get(Run, job.run_id)
+        if principal.role == Role.UPLOADER and run.owner_id != principal.user_id:
+            raise HTTPException(404, f"no job {job_id}")
         return job_out(job)

@@ -21,6 +21,9 @@ MIB = 1024**2
 #: The token development mode accepts as an admin (never outside ``--dev``).
 DEV_TOKEN = "dev"
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
+#: 地理院タイル (standard map) of the Geospatial Information Authority of Japan: the browser loads them.
+GSI_TILES = "https://cyberjapandata.gsi.go.jp/xyz/std/{z}/{x}/{y}.png"
+GSI_ATTRIBUTION = '<a href="https://maps.gsi.go.jp/development/ichiran.html">地理院タイル</a>'
 
 
 class Settings(BaseSettings):
@@ -44,6 +47,8 @@ class Settings(BaseSettings):
     max_attempts: int = Field(3, ge=1, description="tries of one job before it is failed")
     poll_s: float = Field(2.0, gt=0, description="how often an idle worker looks for jobs")
     upload_expiry_h: float = Field(72.0, gt=0, description="unfinished uploads older than this are deleted")
+    tile_url: str = Field(GSI_TILES, description="background map tiles of the web map; '' for none")
+    tile_attribution: str = GSI_ATTRIBUTION
 
     @model_validator(mode="after")
     def _safe(self) -> Settings:

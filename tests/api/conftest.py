@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import shutil
-from collections.abc import Callable
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,7 +71,7 @@ def make_service(tmp_path) -> Callable[..., Service]:
     made: list[Service] = []
 
     def make(**values) -> Service:
-        settings = Settings(data_dir=tmp_path / f"data{len(made)}", **values)
+        settings = Settings(data_dir=tmp_path / f"data{len(made)}", **{"tile_url": "", **values})
         store = open_store(settings)
         client = TestClient(create_app(settings, store))
         service = Service(settings, store, client)
@@ -194,6 +198,32 @@ def tus_upload(
     return UploadLog(upload_id, events)
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_server(app) -> Iterator[str]:
+    """``app`` served by uvicorn on 127.0.0.1 in a thread; yields its base URL."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
 def copying_process(source: Path, calls: list | None = None):
     """A stand-in for ``run_process`` that reports progress and copies a finished output folder."""
 
@@ -224,7 +254,9 @@ def e2e(synth_run, tmp_path_factory) -> EndToEnd:
     registered, ``work(once=True)`` running ``run_process``. Tests assert on what it left."""
     from api.worker import work
 
-    settings = Settings(data_dir=tmp_path_factory.mktemp("e2e") / "data", max_chunk_bytes=128 * 1024)
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("e2e") / "data", max_chunk_bytes=128 * 1024, tile_url=""
+    )
     store = open_store(settings)
     service = Service(settings, store, TestClient(create_app(settings, store)))
     for role in ("uploader", "engineer", "admin"):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import socket
-import threading
 import time
 
 import httpx
@@ -21,6 +20,7 @@ from tests.api.conftest import (
     metadata,
     patch,
     patch_then_disconnect,
+    running_server,
 )
 
 DATA = bytes(range(256)) * 1000  # 256 kB, no two chunks alike
@@ -208,27 +208,12 @@ def test_termination_deletes_an_unused_upload(service):
     assert service.client.head(f"/api/v1/uploads/{upload_id}", headers=auth(up, **TUS)).status_code == 404
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_real_server_keeps_bytes_of_a_dropped_connection(service):
     """Through uvicorn on loopback: a socket that sends half a chunk and closes."""
-    uvicorn = pytest.importorskip("uvicorn")
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(service.client.app, host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
+    with running_server(service.client.app) as base:
+        port = int(base.rsplit(":", 1)[1])
         deadline = time.monotonic() + 10
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.05)
         up = service.tokens["uploader"]
-        base = f"http://127.0.0.1:{port}"
         with httpx.Client(base_url=base, timeout=10) as http:
             created = http.post(
                 "/api/v1/uploads", headers=auth(up, **TUS, **{"Upload-Length": str(len(DATA))})
@@ -262,9 +247,6 @@ def test_real_server_keeps_bytes_of_a_dropped_connection(service):
                 assert r.status_code == 204, r.text
                 offset = int(r.headers["Upload-Offset"])
         assert (service.store.uploads_dir / upload_id).read_bytes() == DATA
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def test_unused_uploads_expire(service):
