@@ -3,7 +3,8 @@
 
 The project's errors (``PavementError``) become one JSON answer, ``{"detail", "error"}``, with a
 4xx status: bad input (``InputError``) 422, a bad parameter (``ConfigError``) 400, anything else the
-service cannot do now (a model, an export) 409.
+service cannot do now (a model, an export) 409. A value the database refuses (``DataError``: text with
+a NUL character, which PostgreSQL cannot hold, or a number out of a column's range) is a 422 too.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DataError
 
 from api import exports, runs, segments, tokens, tus
 from api.db import Store, open_store
@@ -66,6 +68,18 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     async def pavement_error(request: Request, exc: PavementError) -> JSONResponse:
         return JSONResponse(
             status_code=_status_of(exc), content={"detail": str(exc), "error": type(exc).__name__}
+        )
+
+    @app.exception_handler(DataError)
+    async def data_error(request: Request, exc: DataError) -> JSONResponse:
+        logger.info("%s %s: the database refused a value: %s", request.method, request.url.path, exc.orig)
+        return JSONResponse(
+            status_code=422,
+            content={
+                "detail": f"a value of this request cannot be stored or compared ({exc.orig}); "
+                "send text without NUL characters and numbers within the documented ranges",
+                "error": "DataError",
+            },
         )
 
     api = APIRouter(prefix=API_PREFIX)

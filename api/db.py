@@ -68,7 +68,7 @@ def make_engine(url: str) -> Engine:
     except (SQLAlchemyError, ImportError, ValueError) as exc:
         raise ConfigError(
             f"database URL {url!r} cannot be used: {exc}; give e.g. sqlite:///pavement.db or "
-            "postgresql+psycopg://user@host/db (with its driver installed)"
+            "postgresql+psycopg://user@host/db (its driver comes with pip install 'pavement-inspection[api]')"
         ) from exc
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)

@@ -19,7 +19,7 @@ from fastapi.responses import FileResponse
 from sqlalchemy import func, select
 
 from api.db import Store
-from api.models import Job, Run, SegmentRow
+from api.models import Job, RowId, Run, SegmentRow
 from api.queries import SegmentFilter, current_rows, latest_rows, rows, to_record, to_segment
 from api.security import Engineer
 from api.segments import Filters, candidate_rows
@@ -125,7 +125,7 @@ def export_segments(
     response_class=FileResponse,
     responses={200: {"content": {XLSX: {}}}},
 )
-def export_album(run_id: int, request: Request, _: Engineer) -> FileResponse:
+def export_album(run_id: RowId, request: Request, _: Engineer) -> FileResponse:
     store = _store(request)
     with store.session() as session:
         run = session.get(Run, run_id)

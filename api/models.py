@@ -12,14 +12,18 @@
 A run's ``current_job_id`` is its newest finished job: its segments are the run's figures, older
 jobs' rows stay for comparison. Segment rows are unique per (job, segment key): storing a job's
 results again (a retried job) replaces them, never duplicates them. Geometry is GeoJSON text with
-a bounding box in four indexed columns (PostGIS can come later without changing the API).
+a bounding box in four indexed columns; on PostgreSQL the segments also have a PostGIS column
+``geom`` computed from that text, with a GiST index for the map's bbox filter (migration 0002; not
+in these models, so that the same models serve SQLite: ``include_object`` tells Alembic).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from enum import StrEnum
+from typing import Annotated
 
+from annotated_types import Interval
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -34,6 +38,19 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+#: Largest id: ids are INTEGER columns, 32-bit in PostgreSQL (an id past it is a 422, not a 500).
+MAX_ID = 2**31 - 1
+#: A row id as a path or query parameter of the API.
+RowId = Annotated[int, Interval(ge=1, le=MAX_ID)]
+
+#: Schema objects only PostgreSQL has: PostGIS's own table and the segments' geometry (migration 0002).
+POSTGIS_ONLY = {("table", "spatial_ref_sys"), ("column", "geom"), ("index", "ix_segments_geom")}
+
+
+def include_object(obj, name: str | None, type_: str, reflected: bool, compare_to) -> bool:
+    """Alembic's filter when comparing the database with these models: skip ``POSTGIS_ONLY``."""
+    return not (reflected and compare_to is None and (type_, name) in POSTGIS_ONLY)
 
 
 def utcnow() -> datetime:

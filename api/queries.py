@@ -3,6 +3,10 @@
 "Current" rows are those of each run's newest finished job (``runs.current_job_id``); older jobs'
 rows are history. "Latest" picks, per segment key, the current row with the newest inspection date
 (on the same date the later run): what the road looks like now, or at the end of a period.
+
+The bbox filter compares the four bounding-box columns on every database; on PostgreSQL it first
+asks the PostGIS column's GiST index (``segments.geom &&`` the box), so a map view of a few
+kilometres does not scan every row.
 """
 
 from __future__ import annotations
@@ -11,8 +15,10 @@ import json
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import Select, and_, func, select
+from sqlalchemy import Float, Select, and_, func, literal, select
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.functions import FunctionElement
 
 from api.models import Run, SegmentRow
 from exporters.gis import SegmentRecord
@@ -32,6 +38,41 @@ class SegmentFilter:
     date_to: date | None = None  # exclusive
 
 
+class bbox_meets(FunctionElement):
+    """``bbox_meets(min_lon, min_lat, max_lon, max_lat)``: the segment's bounding box meets this box
+    (WGS84 degrees, edges included). Untyped, so that SQLite gets no ``= 1`` appended."""
+
+    inherit_cache = True
+    name = "bbox_meets"
+
+    def __init__(self, min_lon: float, min_lat: float, max_lon: float, max_lat: float) -> None:
+        super().__init__(*(literal(float(v), Float()) for v in (min_lon, min_lat, max_lon, max_lat)))
+
+
+def _box_columns(element: bbox_meets):
+    min_lon, min_lat, max_lon, max_lat = element.clauses
+    return and_(
+        SegmentRow.max_lon >= min_lon,
+        SegmentRow.min_lon <= max_lon,
+        SegmentRow.max_lat >= min_lat,
+        SegmentRow.min_lat <= max_lat,
+    )
+
+
+@compiles(bbox_meets)
+def _bbox_columns(element: bbox_meets, compiler, **kw) -> str:
+    return f"({compiler.process(_box_columns(element), **kw)})"
+
+
+@compiles(bbox_meets, "postgresql")
+def _bbox_postgis(element: bbox_meets, compiler, **kw) -> str:
+    # the index answers with float4-rounded boxes (a little too many); the columns decide exactly,
+    # so both databases give the same rows
+    box = compiler.process(element.clauses, **kw)
+    exact = compiler.process(_box_columns(element), **kw)
+    return f"(segments.geom && ST_MakeEnvelope({box}, 4326) AND {exact})"
+
+
 def _filtered(query: Select, f: SegmentFilter) -> Select:
     conditions = []
     if f.route_no is not None:
@@ -45,13 +86,7 @@ def _filtered(query: Select, f: SegmentFilter) -> Select:
             SegmentRow.category.is_(None) if f.category == "none" else SegmentRow.category == f.category
         )
     if f.bbox is not None:
-        min_lon, min_lat, max_lon, max_lat = f.bbox
-        conditions += [
-            SegmentRow.max_lon >= min_lon,
-            SegmentRow.min_lon <= max_lon,
-            SegmentRow.max_lat >= min_lat,
-            SegmentRow.min_lat <= max_lat,
-        ]
+        conditions.append(bbox_meets(*f.bbox))
     if f.run_id is not None:
         conditions.append(SegmentRow.run_id == f.run_id)
     if f.date_from is not None:

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.db import Store
-from api.models import Job, JobState, Role, Run, Upload
+from api.models import MAX_ID, Job, JobState, Role, RowId, Run, Upload
 from api.security import Admin, AnyRole, Principal, Uploader
 from api.tus import upload_path
 
@@ -255,14 +255,15 @@ def run_out(session: Session, run: Run) -> RunOut:
 def list_runs(request: Request, principal: AnyRole, limit: int = 100, offset: int = 0) -> list[RunOut]:
     store: Store = request.app.state.store
     with store.session() as session:
-        query = select(Run).order_by(Run.id.desc()).limit(min(max(limit, 1), 1000)).offset(max(offset, 0))
+        limit, offset = min(max(limit, 1), 1000), min(max(offset, 0), MAX_ID)  # a BIGINT in PostgreSQL
+        query = select(Run).order_by(Run.id.desc()).limit(limit).offset(offset)
         if principal.role == Role.UPLOADER:
             query = query.where(Run.owner_id == principal.user_id)
         return [run_out(session, r) for r in session.scalars(query).all()]
 
 
 @router.get("/runs/{run_id}", summary="A run with its files and jobs")
-def get_run(run_id: int, request: Request, principal: AnyRole) -> RunOut:
+def get_run(run_id: RowId, request: Request, principal: AnyRole) -> RunOut:
     store: Store = request.app.state.store
     with store.session() as session:
         return run_out(session, _visible_run(session, run_id, principal))
@@ -273,7 +274,7 @@ def get_run(run_id: int, request: Request, principal: AnyRole) -> RunOut:
     status_code=202,
     summary="Process a run again (e.g. with a newer model); earlier results are kept",
 )
-def reprocess_run(run_id: int, request: Request, response: Response, principal: Admin):
+def reprocess_run(run_id: RowId, request: Request, response: Response, principal: Admin):
     store: Store = request.app.state.store
     with store.session() as session:
         run = _visible_run(session, run_id, principal)
@@ -291,7 +292,7 @@ def reprocess_run(run_id: int, request: Request, response: Response, principal: 
 
 
 @router.get("/jobs/{job_id}", summary="State and progress of a job")
-def get_job(job_id: int, request: Request, principal: AnyRole) -> JobOut:
+def get_job(job_id: RowId, request: Request, principal: AnyRole) -> JobOut:
     store: Store = request.app.state.store
     with store.session() as session:
         job = session.get(Job, job_id)

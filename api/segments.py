@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from api.db import Store
-from api.models import FrameRow, PotholeRow, RepairCandidate, Run, SegmentRow, User, utcnow
+from api.models import MAX_ID, FrameRow, PotholeRow, RepairCandidate, RowId, Run, SegmentRow, User, utcnow
 from api.queries import (
     SegmentFilter,
     current_rows,
@@ -51,7 +51,7 @@ def segment_filter(
     year: int | None = Query(None, ge=1900, le=2200, description="inspection year"),
     category: str | None = Query(None, description="診断区分 I, II, III, or 'none' (not diagnosed)"),
     bbox: str | None = Query(None, description="min_lon,min_lat,max_lon,max_lat"),
-    run_id: int | None = Query(None, description="only this run's (current) results"),
+    run_id: Annotated[RowId | None, Query(description="only this run's (current) results")] = None,
 ) -> SegmentFilter:
     if category is not None and category not in CATEGORIES:
         raise HTTPException(422, f"category {category!r}: use one of {', '.join(CATEGORIES)}")
@@ -115,8 +115,8 @@ def _history_item(row: SegmentRow, current_job: int | None) -> dict:
 def _find_segment(session, segment_id: str) -> SegmentRow:
     """A row by its id, or the latest row of a segment key (e.g. ``3_下り_12_0300``)."""
     row = None
-    if segment_id.isdigit():
-        row = session.get(SegmentRow, int(segment_id))
+    if segment_id.isascii() and segment_id.isdigit():
+        row = session.get(SegmentRow, int(segment_id)) if int(segment_id) <= MAX_ID else None
     else:
         found = session.scalars(
             latest_rows(SegmentFilter()).where(SegmentRow.segment_key == segment_id)
@@ -175,7 +175,7 @@ def get_segment(segment_id: str, request: Request, _: Engineer) -> dict:
     response_class=FileResponse,
     responses={200: {"content": {"image/jpeg": {}}}},
 )
-def frame_image(frame_id: int, request: Request, _: Engineer) -> FileResponse:
+def frame_image(frame_id: RowId, request: Request, _: Engineer) -> FileResponse:
     store = _store(request)
     with store.session() as session:
         frame = session.get(FrameRow, frame_id)

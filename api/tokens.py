@@ -6,7 +6,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from api.models import Role, Token, User, utcnow
+from api.models import Role, RowId, Token, User, utcnow
 from api.security import Admin, create_token
 from pavement.errors import ConfigError
 
@@ -47,7 +47,7 @@ def list_tokens(request: Request, _: Admin) -> list[dict]:
 
 
 @router.delete("/{token_id}", status_code=204, summary="Revoke a token")
-def revoke_token(token_id: int, request: Request, _: Admin) -> Response:
+def revoke_token(token_id: RowId, request: Request, _: Admin) -> Response:
     with request.app.state.store.session() as session:
         token = session.get(Token, token_id)
         if token is None:

@@ -3,6 +3,8 @@
 - **Claim** is a compare-and-set ``UPDATE`` (portable: SQLite and PostgreSQL): a queued job, or a
   running one whose lease expired (its worker died), gets this worker's id, ``attempts + 1`` and a
   lease. Only one worker's ``UPDATE`` can match. A job that already used ``max_attempts`` is failed.
+  On PostgreSQL the candidate is first locked with ``FOR UPDATE SKIP LOCKED``: workers don't wait on
+  each other's rows.
 - **Lease**: a heartbeat thread renews it every ``heartbeat_s``; progress is written on the way.
   Every write is fenced by (worker id, attempt): a worker whose lease was taken over stops at its
   next progress report and stores nothing.
@@ -24,10 +26,11 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import Row, and_, or_, select, update
+from sqlalchemy.orm import Session
 
 from api.db import Store
 from api.models import Job, JobState, utcnow
@@ -53,54 +56,73 @@ def _claimable(now):
     return or_(Job.state == JobState.QUEUED, and_(Job.state == JobState.RUNNING, Job.lease_until < now))
 
 
-def claim_job(store: Store, settings: Settings, worker_id: str) -> ClaimedJob | None:
-    """Take the oldest claimable job, or None."""
-    now = utcnow()
-    with store.session() as session:
-        candidates = session.execute(
-            select(Job.id, Job.run_id, Job.attempts, Job.max_attempts, Job.state, Job.options_json)
-            .where(_claimable(now))
-            .order_by(Job.id)
-            .limit(20)
-        ).all()
-    for c in candidates:
-        with store.session() as session:
-            if c.attempts >= c.max_attempts:  # died every time: do not take the machine down again
-                session.execute(
-                    update(Job)
-                    .where(Job.id == c.id, Job.attempts == c.attempts, _claimable(now))
-                    .values(
-                        state=JobState.FAILED,
-                        finished_at=now,
-                        lease_until=None,
-                        error=f"the worker stopped during each of {c.attempts} attempts "
-                        "(crash or out of memory?); see the workers' logs, then re-process the run",
-                    )
-                )
-                continue
-            result = session.execute(
-                update(Job)
-                .where(Job.id == c.id, Job.attempts == c.attempts, _claimable(now))
-                .values(
-                    state=JobState.RUNNING,
-                    attempts=c.attempts + 1,
-                    worker_id=worker_id,
-                    lease_until=now + timedelta(seconds=settings.lease_s),
-                    heartbeat_at=now,
-                    started_at=now,
-                    progress=0.0,
-                    stage="starting",
-                    error=None,
-                )
+def _take(session: Session, c: Row, now: datetime, settings: Settings, worker_id: str) -> ClaimedJob | None:
+    """Claim candidate ``c`` with a compare-and-set ``UPDATE`` (only one worker's can match); a job
+    that already used ``max_attempts`` is failed instead. The claimed job, or None."""
+    if c.attempts >= c.max_attempts:  # died every time: do not take the machine down again
+        session.execute(
+            update(Job)
+            .where(Job.id == c.id, Job.attempts == c.attempts, _claimable(now))
+            .values(
+                state=JobState.FAILED,
+                finished_at=now,
+                lease_until=None,
+                error=f"the worker stopped during each of {c.attempts} attempts "
+                "(crash or out of memory?); see the workers' logs, then re-process the run",
             )
-            if result.rowcount == 1:
-                if c.state == JobState.RUNNING:
-                    logger.warning(
-                        "job %d: lease expired, retried by %s (attempt %d)", c.id, worker_id, c.attempts + 1
-                    )
-                return ClaimedJob(
-                    c.id, c.run_id, worker_id, c.attempts + 1, json.loads(c.options_json or "{}")
-                )
+        )
+        return None
+    result = session.execute(
+        update(Job)
+        .where(Job.id == c.id, Job.attempts == c.attempts, _claimable(now))
+        .values(
+            state=JobState.RUNNING,
+            attempts=c.attempts + 1,
+            worker_id=worker_id,
+            lease_until=now + timedelta(seconds=settings.lease_s),
+            heartbeat_at=now,
+            started_at=now,
+            progress=0.0,
+            stage="starting",
+            error=None,
+        )
+    )
+    if result.rowcount != 1:
+        return None
+    if c.state == JobState.RUNNING:
+        logger.warning("job %d: lease expired, retried by %s (attempt %d)", c.id, worker_id, c.attempts + 1)
+    return ClaimedJob(c.id, c.run_id, worker_id, c.attempts + 1, json.loads(c.options_json or "{}"))
+
+
+def claim_job(store: Store, settings: Settings, worker_id: str) -> ClaimedJob | None:
+    """Take the oldest claimable job, or None.
+
+    PostgreSQL: ``SELECT ... FOR UPDATE SKIP LOCKED`` locks one candidate in the claiming
+    transaction, so concurrent workers take different jobs at once instead of queueing on one row.
+    SQLite (one writer at a time, no row locks): each candidate is tried in its own short transaction.
+    """
+    now = utcnow()
+    candidates = (
+        select(Job.id, Job.run_id, Job.attempts, Job.max_attempts, Job.state, Job.options_json)
+        .where(_claimable(now))
+        .order_by(Job.id)
+    )
+    if store.engine.dialect.name == "postgresql":
+        while True:  # each pass claims a job, fails one that used its attempts, or finds none
+            with store.session() as session:
+                c = session.execute(candidates.limit(1).with_for_update(skip_locked=True)).first()
+                if c is None:
+                    return None
+                job = _take(session, c, now, settings, worker_id)
+            if job is not None:
+                return job
+    with store.session() as session:
+        found = session.execute(candidates.limit(20)).all()
+    for c in found:
+        with store.session() as session:
+            job = _take(session, c, now, settings, worker_id)
+        if job is not None:
+            return job
     return None
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from api.models import Base
+from api.models import Base, include_object
 
 config = context.config
 target_metadata = Base.metadata
@@ -18,6 +18,7 @@ def _configure(connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",  # SQLite alters tables by copying them
         compare_type=True,
+        include_object=include_object,  # PostGIS's objects are not in the models
     )
 
 
