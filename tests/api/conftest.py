@@ -1,22 +1,32 @@
 """Fixtures of the service tests: an app over a fresh data folder, tokens, a tus client, and one
 real processing of the small synthetic run per session (``e2e``) whose output the other tests
-reuse through a copying stand-in for ``run_process``."""
+reuse through a copying stand-in for ``run_process``.
+
+Databases: SQLite in the data folder by default. A test or module marked ``ON_BOTH`` runs once on
+SQLite and once on PostgreSQL + PostGIS, with a new database per service, when
+``PAVEMENT_TEST_POSTGRES_URL`` names a server (``.ci/postgres.sh start DIR`` starts one); without
+it the PostgreSQL variants skip, saying so."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import contextlib
+import os
 import shutil
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import NullPool
 
 from api.app import create_app
 from api.db import Store, open_store
@@ -26,6 +36,12 @@ from api.settings import Settings
 
 TUS = {"Tus-Resumable": "1.0.0"}
 OFFSET_STREAM = "application/offset+octet-stream"
+
+POSTGRES_URL_ENV = "PAVEMENT_TEST_POSTGRES_URL"
+NO_POSTGRES = f"PostgreSQL variant: {POSTGRES_URL_ENV} is not set (.ci/postgres.sh starts a server)"
+BACKENDS = ("sqlite", "postgresql")
+#: Run a test (or, as ``pytestmark``, a module) on SQLite and on PostgreSQL + PostGIS.
+ON_BOTH = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 
 
 def auth(token: str, **headers: str) -> dict[str, str]:
@@ -65,13 +81,88 @@ class Service:
             return run.id, job.id
 
 
+class PostgresServer:
+    """The server of ``PAVEMENT_TEST_POSTGRES_URL``: a new database for each service (copied from a
+    PostGIS template made once, which is fast), all dropped at the end of the session."""
+
+    def __init__(self, url: str) -> None:
+        self.url = make_url(url)
+        self.admin = create_engine(self.url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+        self.prefix = f"pavement_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+        self.made: list[str] = []
+        self.template: str | None = None
+        try:
+            with self.admin.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except OperationalError as exc:
+            raise RuntimeError(
+                f"{POSTGRES_URL_ENV} is set, but its server does not answer: {exc.orig}"
+            ) from None
+
+    def url_of(self, database: str) -> str:
+        return self.url.set(database=database).render_as_string(hide_password=False)
+
+    def _create(self, template: str) -> str:
+        name = f"{self.prefix}_{len(self.made)}"
+        with self.admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+        self.made.append(name)
+        return name
+
+    def new_database(self, postgis: bool = True) -> str:
+        """The URL of a new, empty database; with ``postgis`` it already holds the extension (as a
+        DBA would have made it), without it the migrations must add it."""
+        if not postgis:
+            return self.url_of(self._create("template0"))
+        if self.template is None:
+            self.template = self._create("template0")
+            with create_engine(self.url_of(self.template), poolclass=NullPool).begin() as conn:
+                conn.execute(text("CREATE EXTENSION postgis"))
+        return self.url_of(self._create(self.template))
+
+    def drop_all(self) -> None:
+        with self.admin.connect() as conn:
+            for name in reversed(self.made):
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        self.admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """The PostgreSQL + PostGIS server of the tests; skips the test without one."""
+    url = os.environ.get(POSTGRES_URL_ENV)
+    if not url:
+        pytest.skip(NO_POSTGRES)
+    server = PostgresServer(url)
+    yield server
+    server.drop_all()
+
+
 @pytest.fixture
-def make_service(tmp_path) -> Callable[..., Service]:
+def backend(request) -> str:
+    """The database of the test's services: "sqlite", or what ``ON_BOTH`` gives."""
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture
+def new_database_url(backend, request) -> Callable[[], str | None]:
+    """Each call: the URL of a new, empty database (None: SQLite in the service's data folder)."""
+    if backend == "sqlite":
+        return lambda: None
+    return request.getfixturevalue("postgres").new_database
+
+
+@pytest.fixture
+def make_service(tmp_path, new_database_url) -> Callable[..., Service]:
     """Factory: ``make_service(**settings)`` -> a Service with tokens for every role."""
     made: list[Service] = []
 
     def make(**values) -> Service:
-        settings = Settings(data_dir=tmp_path / f"data{len(made)}", **{"tile_url": "", **values})
+        settings = Settings(
+            data_dir=tmp_path / f"data{len(made)}",
+            database_url=new_database_url(),
+            **{"tile_url": "", **values},
+        )
         store = open_store(settings)
         client = TestClient(create_app(settings, store))
         service = Service(settings, store, client)
@@ -247,16 +338,13 @@ class EndToEnd:
     result_dir: Path
 
 
-@pytest.fixture(scope="session")
-def e2e(synth_run, tmp_path_factory) -> EndToEnd:
-    """The whole path once per session, through the real app and the real worker: tokens, chunked
-    tus uploads of the small synthetic run (the video's second chunk cut off and resent), the run
-    registered, ``work(once=True)`` running ``run_process``. Tests assert on what it left."""
+def _end_to_end(synth_run: Path, data_dir: Path, database_url: str | None) -> Iterator[EndToEnd]:
+    """The whole path through the real app and the real worker: tokens, chunked tus uploads of the
+    small synthetic run (the video's second chunk cut off and resent), the run registered,
+    ``work(once=True)`` running ``run_process``. Tests assert on what it left."""
     from api.worker import work
 
-    settings = Settings(
-        data_dir=tmp_path_factory.mktemp("e2e") / "data", max_chunk_bytes=128 * 1024, tile_url=""
-    )
+    settings = Settings(data_dir=data_dir, database_url=database_url, max_chunk_bytes=128 * 1024, tile_url="")
     store = open_store(settings)
     service = Service(settings, store, TestClient(create_app(settings, store)))
     for role in ("uploader", "engineer", "admin"):
@@ -283,3 +371,19 @@ def e2e(synth_run, tmp_path_factory) -> EndToEnd:
     yield EndToEnd(service, uploads, registered, job, result_dir)
     service.client.close()
     store.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def e2e_sqlite(synth_run, tmp_path_factory) -> Iterator[EndToEnd]:
+    yield from _end_to_end(synth_run, tmp_path_factory.mktemp("e2e") / "data", None)
+
+
+@pytest.fixture(scope="session")
+def e2e_postgresql(synth_run, tmp_path_factory, postgres) -> Iterator[EndToEnd]:
+    yield from _end_to_end(synth_run, tmp_path_factory.mktemp("e2e_pg") / "data", postgres.new_database())
+
+
+@pytest.fixture
+def e2e(backend, request) -> EndToEnd:
+    """The end-to-end path, done once per session and database (``backend``)."""
+    return request.getfixturevalue(f"e2e_{backend}")

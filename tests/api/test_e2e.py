@@ -1,5 +1,6 @@
 """The whole service path on the small synthetic run: upload (resumed after a disconnect),
-register, the worker's real processing, then segments, frames, 様式A, album, KPI, repair list."""
+register, the worker's real processing, then segments, frames, 様式A, album, KPI, repair list.
+Once on SQLite and once on PostgreSQL + PostGIS (``ON_BOTH``; the latter skips without a server)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import json
 from api.models import FrameRow, SegmentRow
 from exporters.form_a import read_form_xlsx
 from exporters.gis import PROPERTY_NAMES
-from tests.api.conftest import auth
+from tests.api.conftest import ON_BOTH, auth
+
+pytestmark = ON_BOTH
 
 
 def test_upload_resumed_after_disconnect_is_byte_exact(e2e, synth_run):

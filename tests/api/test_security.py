@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from api.models import Token
 from api.settings import Settings
-from tests.api.conftest import TUS, auth
+from tests.api.conftest import ON_BOTH, TUS, auth
 
 ENDPOINTS = [
     ("get", "/api/v1/segments"),
@@ -116,3 +116,39 @@ def test_openapi_documents_the_bearer_scheme(service):
     spec = service.client.get("/api/v1/openapi.json").json()
     assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     assert "/api/v1/uploads/{upload_id}" in spec["paths"]
+
+
+@ON_BOTH
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("get", "/api/v1/jobs/2147483648"),  # past PostgreSQL's INTEGER
+        ("get", "/api/v1/runs/0"),
+        ("get", "/api/v1/frames/99999999999999999999.jpg"),
+        ("get", "/api/v1/segments?run_id=-1"),
+        ("delete", "/api/v1/tokens/2147483648"),
+    ],
+)
+def test_ids_out_of_range_are_422(service, method, path):
+    response = service.client.request(method, path, headers=auth(service.tokens["admin"]))
+    assert response.status_code == 422, response.text
+
+
+@ON_BOTH
+def test_text_the_database_cannot_hold_is_not_a_5xx(service, backend):
+    """PostgreSQL text cannot hold NUL characters (a 422 that says so); SQLite can. No 5xx either way."""
+    eng, admin, up = (service.tokens[r] for r in ("engineer", "admin", "uploader"))
+    client = service.client
+    assert client.get("/api/v1/segments/99999999999999999999", headers=auth(eng)).status_code == 404
+    assert client.get("/api/v1/segments/١٢", headers=auth(eng)).status_code == 404  # Arabic-Indic digits
+    answers = [
+        client.get("/api/v1/segments", params={"route_no": "3\x00"}, headers=auth(eng)),
+        client.get("/api/v1/segments/3_%00", headers=auth(eng)),
+        client.post("/api/v1/tokens", json={"name": "car\x00", "role": "uploader"}, headers=auth(admin)),
+        client.post("/api/v1/runs", json={"files": {"video": "a\x00", "gps": "b"}}, headers=auth(up)),
+        client.post("/api/v1/repair-candidates", json={"segment": "k\x00"}, headers=auth(eng)),
+    ]
+    assert all(r.status_code < 500 for r in answers), [r.text for r in answers]
+    refused = [r.json() for r in answers if r.status_code == 422 and r.json().get("error") == "DataError"]
+    assert all("NUL" in r["detail"] for r in refused), refused
+    assert len(refused) == (5 if backend == "postgresql" else 0)

@@ -1,4 +1,5 @@
-"""The store: migrations equal the models, upgrades are repeatable, the "latest per segment" query."""
+"""The store: migrations equal the models, upgrades are repeatable, the "latest per segment" query;
+on SQLite and on PostgreSQL + PostGIS (``ON_BOTH``; the latter skips without a server)."""
 
 from __future__ import annotations
 
@@ -9,26 +10,49 @@ from datetime import date
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from api.db import open_store
-from api.models import Base, Job, JobState, Run, SegmentRow, User
-from api.queries import SegmentFilter, latest_rows, rows
+from api.models import Base, Job, JobState, Run, SegmentRow, User, include_object
+from api.queries import SegmentFilter, current_rows, latest_rows, rows
 from api.settings import Settings
+from tests.api.conftest import ON_BOTH
 
 
-def test_migrations_build_exactly_the_models(tmp_path):
-    store = open_store(Settings(data_dir=tmp_path))
+@ON_BOTH
+@pytest.mark.filterwarnings("ignore:Did not recognize type 'geometry'")  # PostGIS's column, not compared
+def test_migrations_build_exactly_the_models(tmp_path, new_database_url):
+    """Upgrade an empty database (on PostgreSQL: PostGIS installed, no tables) to head, then compare."""
+    store = open_store(Settings(data_dir=tmp_path, database_url=new_database_url()))
     with store.engine.connect() as conn:
-        diffs = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+        context = MigrationContext.configure(
+            conn, opts={"compare_type": True, "include_object": include_object}
+        )
+        diffs = compare_metadata(context, Base.metadata)
+        version = conn.scalar(text("SELECT version_num FROM alembic_version"))
     assert diffs == []
+    assert version == "0002"
     assert {"alembic_version", "segments", "jobs", "uploads", "tokens"} <= set(
         inspect(store.engine).get_table_names()
     )
+    store.engine.dispose()
 
 
-def test_upgrade_is_repeatable_and_safe_to_race(tmp_path):
-    settings = Settings(data_dir=tmp_path)
+def test_postgresql_database_gets_postgis_from_the_migrations(tmp_path, postgres):
+    """A database made with a plain CREATE DATABASE (no PostGIS yet): the upgrade adds it."""
+    store = open_store(Settings(data_dir=tmp_path, database_url=postgres.new_database(postgis=False)))
+    with store.engine.connect() as conn:
+        assert conn.scalar(text("SELECT extname FROM pg_extension WHERE extname = 'postgis'")) == "postgis"
+        geom = conn.execute(
+            text("SELECT type, srid FROM geometry_columns WHERE f_table_name = 'segments'")
+        ).one()
+    assert tuple(geom) == ("GEOMETRY", 4326)
+    store.engine.dispose()
+
+
+@ON_BOTH
+def test_upgrade_is_repeatable_and_safe_to_race(tmp_path, new_database_url):
+    settings = Settings(data_dir=tmp_path, database_url=new_database_url())
     errors = []
 
     def start() -> None:
@@ -55,8 +79,8 @@ def test_database_url_option(tmp_path):
 
 
 @pytest.fixture
-def store(tmp_path):
-    store = open_store(Settings(data_dir=tmp_path))
+def store(tmp_path, new_database_url):
+    store = open_store(Settings(data_dir=tmp_path, database_url=new_database_url()))
     yield store
     store.engine.dispose()
 
@@ -97,6 +121,7 @@ def _run(session, owner: int, day: date | None, keys: list[str], done: bool = Tr
     return run.id
 
 
+@ON_BOTH
 def test_latest_per_segment_key(store):
     a, b = "3_下り_12_0000", "3_下り_12_0100"
     with store.session() as session:
@@ -113,3 +138,42 @@ def test_latest_per_segment_key(store):
     assert latest == {a: same_day, b: old}
     assert in_2024 == {a: old, b: old}
     assert new != same_day
+
+
+@ON_BOTH
+def test_bbox_filter_keeps_boxes_that_touch_and_drops_the_rest(store):
+    """The segment's box is lon 140..140.001, lat 40..40.001; edges count as meeting."""
+    with store.session() as session:
+        owner = User(name="u", role="uploader")
+        session.add(owner)
+        session.flush()
+        _run(session, owner.id, date(2024, 6, 12), ["3_下り_12_0000"])
+
+    def found(bbox) -> int:
+        with store.session() as session:
+            return len(rows(session, current_rows(SegmentFilter(bbox=bbox))))
+
+    assert found((139.0, 39.0, 141.0, 41.0)) == 1
+    assert found((140.001, 40.001, 140.5, 40.5)) == 1  # corner to corner
+    # 1e-7 degrees (1 cm) east of it: PostGIS's float4 boxes meet, the exact columns decide
+    assert found((140.0010001, 40.0, 140.5, 40.5)) == 0
+    assert found((139.0, 39.0, 139.9999, 41.0)) == 0
+
+
+def test_postgis_geometry_is_the_stored_geojson_and_indexed(postgres, tmp_path):
+    store = open_store(Settings(data_dir=tmp_path, database_url=postgres.new_database()))
+    with store.session() as session:
+        owner = User(name="u", role="uploader")
+        session.add(owner)
+        session.flush()
+        _run(session, owner.id, date(2024, 6, 12), ["3_下り_12_0000"])
+    with store.engine.connect() as conn:
+        geojson, srid = conn.execute(text("SELECT ST_AsGeoJSON(geom), ST_SRID(geom) FROM segments")).one()
+        assert json.loads(geojson)["coordinates"] == [[140, 40], [140.001, 40.001]]
+        assert srid == 4326
+        conn.execute(text("SET enable_seqscan = off"))  # a tiny table: make the planner show its index
+        query = current_rows(SegmentFilter(bbox=(139.0, 39.0, 141.0, 41.0))).with_only_columns(SegmentRow.id)
+        compiled = query.compile(conn, compile_kwargs={"literal_binds": True})
+        plan = "\n".join(conn.scalars(text(f"EXPLAIN {compiled}")))
+    assert "ix_segments_geom" in plan, plan
+    store.engine.dispose()

@@ -2,7 +2,8 @@
 duplicate segments, failures with their message, re-processing that keeps the old results.
 
 Processing is the real ``run_process`` once per session (the ``e2e`` fixture); here a stand-in
-copies that output, so each test costs milliseconds, except the one that kills a real worker."""
+copies that output, so each test costs milliseconds, except the one that kills a real worker.
+The tests run on SQLite and on PostgreSQL (``ON_BOTH``; the latter skips without a server)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from api.models import Job, JobState, SegmentRow, utcnow
 from api.results import JobLost, store_results
 from api.worker import claim_job, renew, result_dir, run_job, work
 from pavement.errors import GpsTrackError
-from tests.api.conftest import auth, copying_process
+from tests.api.conftest import ON_BOTH, auth, copying_process
 
 
 def _segments(service, job_id: int | None = None) -> list[str]:
@@ -47,6 +48,7 @@ def _expire(service, job_id: int) -> None:
         )
 
 
+@ON_BOTH
 def test_worker_dies_mid_job_and_another_finishes_it_without_duplicates(service, e2e):
     _, job_id = service.queue_run()
     dead = claim_job(service.store, service.settings, "worker-A")
@@ -78,6 +80,7 @@ def test_worker_dies_mid_job_and_another_finishes_it_without_duplicates(service,
     assert sorted(_segments(service, job_id)) == sorted(keys)
 
 
+@ON_BOTH
 def test_storing_a_job_again_replaces_its_rows(service, e2e):
     _, job_id = service.queue_run()
     first = claim_job(service.store, service.settings, "worker-A")
@@ -95,6 +98,7 @@ def test_storing_a_job_again_replaces_its_rows(service, e2e):
     assert len(keys) == len(set(keys)) == 3
 
 
+@ON_BOTH
 def test_claims_are_atomic(make_service):
     service = make_service()
     jobs = {service.queue_run()[1] for _ in range(6)}
@@ -114,6 +118,23 @@ def test_claims_are_atomic(make_service):
     assert sorted(claimed) == sorted(jobs)
 
 
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_postgresql_claims_skip_a_job_locked_by_another_worker(make_service):
+    """FOR UPDATE SKIP LOCKED: while one worker's claiming transaction holds the oldest job, another
+    worker takes the next one at once instead of waiting for it."""
+    service = make_service()
+    first, second = service.queue_run()[1], service.queue_run()[1]
+    with service.store.session() as session:
+        session.execute(select(Job.id).where(Job.id == first).with_for_update())
+        started = time.monotonic()
+        job = claim_job(service.store, service.settings, "worker-B")
+        waited_s = time.monotonic() - started
+    assert job is not None and job.job_id == second
+    assert waited_s < 5
+    assert claim_job(service.store, service.settings, "worker-A").job_id == first
+
+
+@ON_BOTH
 def test_job_that_kills_every_worker_fails_after_max_attempts(make_service):
     service = make_service(max_attempts=2)
     _, job_id = service.queue_run()
@@ -126,6 +147,7 @@ def test_job_that_kills_every_worker_fails_after_max_attempts(make_service):
     assert "each of 2 attempts" in job.error
 
 
+@ON_BOTH
 def test_input_error_fails_the_job_with_its_message(service):
     _, job_id = service.queue_run()
 
@@ -141,6 +163,7 @@ def test_input_error_fails_the_job_with_its_message(service):
     )
 
 
+@ON_BOTH
 def test_progress_is_visible_while_running(service, e2e):
     _, job_id = service.queue_run()
     seen = []
@@ -159,6 +182,7 @@ def test_progress_is_visible_while_running(service, e2e):
     assert seen[0]["stage"].startswith("video")
 
 
+@ON_BOTH
 def test_a_worker_that_lost_its_lease_stops_and_stores_nothing(service, e2e):
     _, job_id = service.queue_run()
     job = claim_job(service.store, service.settings, "worker-A")
@@ -174,6 +198,7 @@ def test_a_worker_that_lost_its_lease_stops_and_stores_nothing(service, e2e):
     assert not result_dir(service.store, job).exists()
 
 
+@ON_BOTH
 def test_reprocessing_keeps_the_old_results(service, e2e):
     run_id, first = service.queue_run()
     copy = copying_process(e2e.result_dir)
@@ -197,6 +222,7 @@ def test_reprocessing_keeps_the_old_results(service, e2e):
     assert run["current_job_id"] == second and [j["state"] for j in run["jobs"]] == ["done", "done"]
 
 
+@ON_BOTH
 def test_kill_a_real_worker_process_mid_job(make_service, e2e, synth_run):
     """``pavement worker`` in its own process on the real run, SIGKILLed while the video decodes;
     after its lease runs out a second worker finishes the job: one set of segments."""
@@ -206,6 +232,9 @@ def test_kill_a_real_worker_process_mid_job(make_service, e2e, synth_run):
     for name in ("video.mp4", "gps.gpx", "accel.csv", "route.geojson", "camera.json"):
         shutil.copy(synth_run / name, run_dir / name)
     env = {**os.environ, "PAVEMENT_LEASE_S": "2", "PAVEMENT_HEARTBEAT_S": "0.5"}
+    env.pop("PAVEMENT_DATABASE_URL", None)
+    if service.settings.database_url:
+        env["PAVEMENT_DATABASE_URL"] = service.settings.database_url
     pavement = Path(sys.executable).with_name("pavement")
     worker = subprocess.Popen(
         [str(pavement), "worker", "--once", "--data", str(service.settings.data_dir)],
