@@ -110,13 +110,15 @@ def test_bench_refuses_a_folder_without_video(tmp_path):
 def test_bench_synthesises_reuses_and_compares_peak_rss(tmp_path):
     timed = ["--length-m", "60", "--size", "320x180", "--fps", "10", "--render-scale", "0.5",
              "--decode-repeats", "1", "--no-bgr-pass", "--work", str(tmp_path / "work")]  # fmt: skip
-    rss = ["--rss-lengths", "40", "60", "--rss-size", "320x180", "--rss-render-scale", "0.5"]
+    rss = ["--rss-lengths", "40", "60", "--rss-size", "320x180", "--rss-render-scale", "0.5",
+           "--rss-depth-every-m", "0"]  # fmt: skip
     done = _bench(*timed, *rss, "--results", str(tmp_path / "r1"))
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count("synthesising") == 2 and done.stdout.count("reusing") == 1  # 60 m twice
     out = json.loads((tmp_path / "r1" / "process_speed.json").read_text(encoding="utf-8"))
     assert out["speed"]["run"]["render_scale"] == 0.5 and out["speed"]["run"]["reused"] is False
     assert [r["run"]["length_m"] for r in out["rss"]["runs"]] == [40.0, 60.0]
+    assert out["rss"]["runs"][0]["accuracy"]["coverage_pct"]["n"] >= 0
     assert 0.5 < out["rss"]["longest_over_shortest"] < 2 and isinstance(out["rss"]["within_tolerance"], bool)
     again = _bench(*timed, "--rss-lengths", "--results", str(tmp_path / "r2"))
     assert again.returncode == 0 and "synthesising" not in again.stdout
