@@ -37,10 +37,10 @@ $(VENV)/.base: $(VENV)/bin/python pyproject.toml
 	$(PIP) install -e .
 	touch $@
 
-# Everything: runtime + service + training extra (CPU torch, pinned) + test tools.
+# Everything: runtime + service + Ray (cluster) + training extra (CPU torch, pinned) + test tools.
 # ultralytics pulls opencv-python, which owns cv2/ like opencv-python-headless: keep headless.
 $(VENV)/.all: $(VENV)/bin/python pyproject.toml constraints.txt
-	$(PIP) install -c constraints.txt -e '.[train,api,dev]'
+	$(PIP) install -c constraints.txt -e '.[train,api,dev,cluster]'
 	$(PIP) uninstall -y opencv-python || true
 	$(PIP) install --force-reinstall --no-deps -c constraints.txt opencv-python-headless
 	touch $@ $(VENV)/.base

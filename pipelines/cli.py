@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import click
 import typer
@@ -395,6 +395,116 @@ def process(
         f"results in {out}/: form_a.xlsx, album.xlsx, segments.geojson/.csv/.gpkg/.kml, map.html, "
         "kpi.json, report.json"
     )
+
+
+@app.command("batch")
+def batch(
+    run_dirs: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Run folders (as for 'pavement process'); each is written to OUT/<folder name>/.",
+            metavar="RUN_DIR...",
+            show_default=False,
+        ),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder for the runs' results and batch_report.json.")
+    ],
+    engine: Annotated[
+        Literal["local", "ray"],
+        typer.Option(
+            "--engine",
+            help="local: worker processes on this machine. ray: tasks on a Ray cluster (the 'cluster' "
+            "extra); a run whose worker dies is run again.",
+        ),
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(
+            "--address",
+            help="Ray cluster to use, e.g. ray://head:10001 or auto. Default: start one on this machine. "
+            "Run folders and OUT must have the same paths on every node.",
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            "-j",
+            help="Runs processed at once. Default: the cores of this machine (local), "
+            "the cluster's CPUs (ray).",
+            show_default=False,
+        ),
+    ] = None,
+    retries: Annotated[
+        int, typer.Option("--retries", help="ray: times a run is re-run after its worker process died.")
+    ] = 2,
+    model: Annotated[
+        Path | None, typer.Option("--model", help="Damage detector ONNX (with its card).")
+    ] = None,
+    conf: Annotated[float | None, typer.Option("--conf", help="Minimum detection score, 0-1.")] = None,
+    no_detect: Annotated[bool, typer.Option("--no-detect", help="Skip damage detection.")] = False,
+    vehicle: Annotated[
+        Path | None,
+        typer.Option(
+            "--vehicle", help="vehicle.json from 'pavement calibrate-vehicle' (IRI gain of the car)."
+        ),
+    ] = None,
+    spacing: Annotated[
+        float, typer.Option("--spacing-m", help="Analyse one frame per this much travel (m).")
+    ] = 5.0,
+    no_privacy: Annotated[
+        bool,
+        typer.Option(
+            "--no-privacy", help="Do not blur faces and licence plates (only for runs that stay in-house)."
+        ),
+    ] = False,
+) -> None:
+    """Many runs at once: 'pavement process' on each, in parallel on this machine or on a Ray cluster.
+
+    Each run's results appear in OUT/<run folder name>/ exactly as 'pavement process' writes them,
+    only when that run is complete. A run that fails is reported and the others go on.
+    OUT/batch_report.json lists each run: ok or failed (with the reason), time, segments.
+    Exit status 1 when any run failed.
+    """
+    from pavement.frame_plan import FramePlanConfig
+    from pipelines.batch import BatchConfig, Engine, RunOutcome, import_ray, run_batch
+    from pipelines.detect import DEFAULT_MODEL, DetectorConfig
+    from pipelines.geotag import GeotagConfig
+    from pipelines.iri import VehicleCalibration
+    from pipelines.process import ProcessConfig
+
+    batch_config = BatchConfig(Engine(engine), address, workers, retries)
+    if batch_config.engine == Engine.RAY:
+        try:
+            import_ray()
+        except ImportError as exc:
+            typer.echo(f"ImportError: {exc}", err=True)
+            raise typer.Exit(1) from exc
+    config = ProcessConfig(
+        geotag=GeotagConfig(plan=FramePlanConfig(spacing_m=spacing)),
+        detector=DetectorConfig() if conf is None else DetectorConfig(conf=conf),
+        model_path=model or DEFAULT_MODEL,
+        detect=not no_detect,
+        vehicle_gain=VehicleCalibration.read(vehicle).gain if vehicle else 1.0,
+        privacy=not no_privacy,
+    )
+
+    def on_run(done: int, total: int, outcome: RunOutcome) -> None:
+        what = f"ok, {outcome.segments} segments" if outcome.ok else f"FAILED: {outcome.error}"
+        typer.echo(f"[{done}/{total}] {outcome.run_dir.name}: {what} ({outcome.wall_s:.1f} s)")
+
+    typer.echo(f"{len(run_dirs)} runs on the {engine} engine -> {out}/")
+    result = run_batch(run_dirs, out, config, batch_config, on_run)
+    failed = result.failed
+    typer.echo(
+        f"{len(result.outcomes) - len(failed)} of {len(result.outcomes)} runs ok, {len(failed)} failed, "
+        f"in {result.wall_s:.1f} s -> {result.report_json}"
+    )
+    for outcome in failed:
+        typer.echo(f"failed: {outcome.run_dir}: {outcome.error}", err=True)
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command("iri")
