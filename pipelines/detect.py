@@ -35,6 +35,13 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
 DEFAULT_CONF = 0.26
 
 ENGINES = ("onnxruntime", "openvino")
+#: Where ONNX Runtime runs the model. "auto": the CUDA provider when this ONNX Runtime has it
+#: (onnxruntime-gpu on a machine with an NVIDIA GPU), else the CPU. TensorRT is only used when asked
+#: for: it compiles an engine per input shape on first use (minutes) before the first result.
+DEVICES = ("auto", "cpu", "cuda", "tensorrt")
+CPU_PROVIDER = "CPUExecutionProvider"
+CUDA_PROVIDER = "CUDAExecutionProvider"
+TENSORRT_PROVIDER = "TensorrtExecutionProvider"
 
 _SHA256 = re.compile(r"sha256[^0-9a-fA-F]*([0-9a-fA-F]{64})")
 
@@ -54,6 +61,7 @@ class DetectorConfig:
     max_det: int = 100  # boxes kept per image
     # "onnxruntime" (base install) or "openvino" (optional; bf16 on CPUs with AVX-512 BF16/AMX).
     engine: str = "onnxruntime"
+    device: str = "auto"  # one of DEVICES (engine "onnxruntime"); OpenVINO runs on the CPU
     # Threads for one session; the machines have 2 cores. More threads than cores only thrash.
     threads: int = field(default_factory=lambda: max(1, min(2, os.cpu_count() or 1)))
 
@@ -67,6 +75,8 @@ class DetectorConfig:
             )
         if self.engine not in ENGINES:
             raise ConfigError(f"engine {self.engine!r} is unknown; use one of {list(ENGINES)}")
+        if self.device not in DEVICES:
+            raise ConfigError(f"device {self.device!r} is unknown; use one of {list(DEVICES)}")
         class_thresholds(self.conf, self.class_conf)  # validates codes and ranges
 
 
@@ -121,6 +131,10 @@ class OnnxDetector:
         self.input_size = input_size
         self.config = config
         self.name = name
+        # The provider that really runs the model: ONNX Runtime falls back to the CPU when a GPU
+        # provider cannot start (no driver, no CUDA libraries).
+        providers = session.get_providers() if hasattr(session, "get_providers") else []
+        self.provider = providers[0] if providers else CPU_PROVIDER
         self.thresholds = class_thresholds(config.conf, config.class_conf)
         self._input = session.get_inputs()[0].name
         outputs = session.get_outputs()
@@ -198,6 +212,9 @@ class _OpenVinoSession:
     def get_outputs(self) -> list[_Port]:
         return [_Port(o.get_any_name(), []) for o in self._compiled.outputs]
 
+    def get_providers(self) -> list[str]:
+        return ["OpenVINO CPU"]
+
     def get_modelmeta(self) -> _Port:
         return _Port("", [], {"imgsz": self._imgsz})
 
@@ -213,10 +230,35 @@ class _Port:
     custom_metadata_map: dict[str, str] = field(default_factory=dict)
 
 
+def onnx_providers(device: str = "auto", available: Sequence[str] | None = None) -> list[str]:
+    """ONNX Runtime execution providers for ``device`` (see ``DEVICES``), preferred first, always
+    ending with the CPU. ``available`` defaults to ``onnxruntime.get_available_providers()``."""
+    if device not in DEVICES:
+        raise ConfigError(f"device {device!r} is unknown; use one of {list(DEVICES)}")
+    if available is None:
+        import onnxruntime as ort
+
+        available = ort.get_available_providers()
+    if device == "cpu":
+        return [CPU_PROVIDER]
+    if device == "auto":
+        return [CUDA_PROVIDER, CPU_PROVIDER] if CUDA_PROVIDER in available else [CPU_PROVIDER]
+    wanted = [TENSORRT_PROVIDER, CUDA_PROVIDER] if device == "tensorrt" else [CUDA_PROVIDER]
+    if wanted[0] not in available:
+        raise ConfigError(
+            f"device {device!r} needs ONNX Runtime's {wanted[0]}, which this installation lacks "
+            f"(it has {list(available)}); install onnxruntime-gpu on a machine with an NVIDIA GPU, "
+            "or use device 'auto' or 'cpu'"
+        )
+    return [p for p in wanted if p in available] + [CPU_PROVIDER]
+
+
 def load_detector(
     model_path: Path = DEFAULT_MODEL, config: DetectorConfig = DetectorConfig(), card_path: Path | None = None
 ) -> OnnxDetector:
-    """Verify ``model_path`` against its card's sha256, then open it on the CPU with ``config.engine``."""
+    """Verify ``model_path`` against its card's sha256, then open it with ``config.engine``: OpenVINO
+    on the CPU, or ONNX Runtime on ``config.device`` (the GPU when there is one; ``onnx_providers``).
+    ``detector.provider`` names the execution provider that runs it."""
     verify_model(model_path, card_path)
     if config.engine == "openvino":
         try:
@@ -229,6 +271,8 @@ def load_detector(
 
     import onnxruntime as ort
 
+    providers = onnx_providers(config.device, ort.get_available_providers())
+
     options = ort.SessionOptions()
     options.intra_op_num_threads = config.threads
     options.inter_op_num_threads = 1
@@ -236,10 +280,14 @@ def load_detector(
     # No busy-waiting between calls: in ``pavement process`` the video decoder needs the same cores.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
-        session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(model_path), options, providers=providers)
     except Exception as exc:  # ORT raises its own untyped errors for corrupt files
         raise ModelError(f"ONNX Runtime cannot open {model_path}: {exc}") from exc
-    return OnnxDetector(session, _input_size(session, Path(model_path)), config, Path(model_path).name)
+    detector = OnnxDetector(session, _input_size(session, Path(model_path)), config, Path(model_path).name)
+    if detector.provider != providers[0]:
+        logger.warning("%s: %s did not start; running on %s", detector.name, providers[0], detector.provider)
+    logger.info("detector %s on %s", detector.name, detector.provider)
+    return detector
 
 
 # --------------------------------------------------------------------------------------------
@@ -344,6 +392,7 @@ def run_detect(
                 "image_dir": str(image_dir),
                 "model": detector.name,
                 "model_sha256": sha256_of(Path(model_path)),
+                "provider": detector.provider,
                 "input_size_px": detector.input_size,
                 "conf": config.conf,
                 "class_conf": config.class_conf,
