@@ -15,11 +15,15 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DataError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from api import exports, runs, segments, tokens, tus
+from api.answers import AnswerCache
 from api.db import Store, open_store
 from api.security import ensure_dev_user
 from api.settings import Settings, get_settings
@@ -60,6 +64,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     )
     app.state.settings = settings
     app.state.store = store
+    app.state.segment_answers = AnswerCache(segments.ANSWER_CACHE_BYTES)
     app.state.dev_user_id = ensure_dev_user(store) if settings.dev else None
     if settings.dev:
         logger.warning("development mode: the token 'dev' is an admin; never use --dev on a shared machine")
@@ -82,12 +87,29 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             },
         )
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        if exc.status_code == 405:  # Starlette names only the first route's methods of the path
+            allowed = _allowed_methods(request.app, request.scope)
+            exc = StarletteHTTPException(405, exc.detail, headers={**(exc.headers or {}), "Allow": allowed})
+        return await http_exception_handler(request, exc)
+
     api = APIRouter(prefix=API_PREFIX)
     for module in (tus, runs, segments, exports, tokens):
         api.include_router(module.router)
     app.include_router(api)
     _add_web_map(app, settings)
     return app
+
+
+def _allowed_methods(app: FastAPI, scope: dict) -> str:
+    """The ``Allow`` header of a path: the methods of every route that matches it."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        match, _ = route.matches(scope)
+        if match != Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return ", ".join(sorted(methods))
 
 
 def _add_web_map(app: FastAPI, settings: Settings) -> None:

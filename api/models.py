@@ -191,6 +191,9 @@ class SegmentRow(Base):
     geometry_json: Mapped[str] = mapped_column(Text)  # GeoJSON LineString, WGS84 lon/lat
     properties_json: Mapped[str] = mapped_column(Text)  # segments.geojson properties + run/job/date
     form_row_json: Mapped[str | None] = mapped_column(Text)  # its 様式A row (exporters.form_a.FormRow)
+    # the web map's lean copy (api.queries.map_geometry_json / map_properties_json; migration 0003)
+    map_geometry_json: Mapped[str | None] = mapped_column(Text)
+    map_properties_json: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         UniqueConstraint("job_id", "segment_key", name="uq_segments_job_key"),

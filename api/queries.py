@@ -7,6 +7,11 @@ rows are history. "Latest" picks, per segment key, the current row with the newe
 The bbox filter compares the four bounding-box columns on every database; on PostgreSQL it first
 asks the PostGIS column's GiST index (``segments.geom &&`` the box), so a map view of a few
 kilometres does not scan every row.
+
+The web map reads a lean copy of each row (``map_geometry_json``, ``map_properties_json``): the line
+simplified within ``MAP_TOLERANCE_DEG`` with ``MAP_DECIMALS`` decimals, and ``MAP_PROPERTIES``.
+``store_version`` changes whenever what the segment queries answer can change (a job's results
+stored, a repair candidate marked, edited or unmarked), so answers can be cached against it.
 """
 
 from __future__ import annotations
@@ -15,12 +20,13 @@ import json
 from dataclasses import dataclass
 from datetime import date
 
+import shapely
 from sqlalchemy import Float, Select, and_, func, literal, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
 
-from api.models import Run, SegmentRow
+from api.models import Job, JobState, RepairCandidate, Run, SegmentRow
 from exporters.gis import SegmentRecord
 from pavement.diagnosis import Category
 from pavement.segments import Direction, Segment, SegmentKey, SegmentMetrics
@@ -129,6 +135,61 @@ def latest_rows(f: SegmentFilter) -> Select:
     )
 
 
+def store_version(session: Session) -> tuple:
+    """Changes whenever the segment queries' answers may: every finished job stores its rows and
+    sets ``finished_at`` in one transaction (``api.results``), and every change of a repair
+    candidate adds, removes or re-dates a row (count and newest ``updated_at``)."""
+    jobs = session.execute(
+        select(func.count(Job.id), func.max(Job.finished_at), func.max(Job.id)).where(
+            Job.state == JobState.DONE
+        )
+    ).one()
+    marks = session.execute(
+        select(func.count(RepairCandidate.id), func.max(RepairCandidate.updated_at))
+    ).one()
+    return (*jobs, *marks)
+
+
+#: What the web map colours, filters and labels by; everything else is on ``/segments/{id}``.
+MAP_PROPERTIES = (
+    "segment_id",
+    "route_no",
+    "direction",
+    "kp_km",
+    "offset_m",
+    "partial",
+    "category",
+    "crack_ratio_pct",
+    "rut_depth_mm",
+    "iri_mm_per_m",
+    "pothole_count",
+    "inspection_date",
+)
+MAP_TOLERANCE_DEG = 5e-6  # ~0.5 m: a map line this close to the measured one looks the same
+MAP_DECIMALS = 6  # ~0.1 m
+
+
+def map_geometry_json(geometry: dict) -> str:
+    """The map's copy of a segment's line: simplified within ``MAP_TOLERANCE_DEG`` (Douglas-Peucker,
+    the ends kept), ``MAP_DECIMALS`` decimals. A 100 m segment of 20 vertices keeps 2-5."""
+    coords = geometry.get("coordinates") or []
+    if geometry.get("type") != "LineString":
+        return json.dumps(geometry, separators=(",", ":"))
+    if len(coords) > 2:
+        simple = shapely.LineString(coords).simplify(MAP_TOLERANCE_DEG, preserve_topology=False)
+        if len(simple.coords) >= 2:
+            coords = simple.coords
+    line = [[round(c, MAP_DECIMALS) for c in point[:2]] for point in coords]
+    return json.dumps({"type": "LineString", "coordinates": line}, separators=(",", ":"))
+
+
+def map_properties_json(properties: dict) -> str:
+    """The map's properties (``MAP_PROPERTIES``) of a segment, as JSON text."""
+    return json.dumps(
+        {k: properties.get(k) for k in MAP_PROPERTIES}, ensure_ascii=False, separators=(",", ":")
+    )
+
+
 def rows(session: Session, query: Select) -> list[SegmentRow]:
     return list(session.scalars(query).all())
 
@@ -145,8 +206,36 @@ def feature_json(row: SegmentRow, extra: str = "") -> str:
     return f'{{"type":"Feature","id":{row.id},"geometry":{row.geometry_json},"properties":{props}}}'
 
 
-def feature_collection(features: list[str]) -> bytes:
-    return ('{"type":"FeatureCollection","features":[' + ",".join(features) + "]}").encode("utf-8")
+def map_feature_json(row, extra: str = "") -> str:
+    """``feature_json`` of the map's lean copy: ``row`` has ``id``, ``map_geometry_json`` and
+    ``map_properties_json`` (see ``map_copies`` for rows written without them)."""
+    props = row.map_properties_json
+    props = props[:-1] + extra + "}" if extra else props
+    return f'{{"type":"Feature","id":{row.id},"geometry":{row.map_geometry_json},"properties":{props}}}'
+
+
+def map_copies(session: Session, ids: list[int]) -> dict[int, tuple[str, str]]:
+    """The map's (geometry, properties) texts of rows stored without them, computed from the rows."""
+    found = session.execute(
+        select(SegmentRow.id, SegmentRow.geometry_json, SegmentRow.properties_json).where(
+            SegmentRow.id.in_(ids)
+        )
+    )
+    return {
+        r.id: (
+            map_geometry_json(json.loads(r.geometry_json)),
+            map_properties_json(json.loads(r.properties_json)),
+        )
+        for r in found
+    }
+
+
+def feature_collection(features: list[str], members: dict | None = None) -> bytes:
+    """A FeatureCollection of ``features`` (texts), with more top-level ``members`` if given."""
+    more = extra_properties(members or {})
+    return ('{"type":"FeatureCollection","features":[' + ",".join(features) + "]" + more + "}").encode(
+        "utf-8"
+    )
 
 
 def to_record(row: SegmentRow) -> SegmentRecord:

@@ -18,6 +18,7 @@ from sqlalchemy import delete, update
 
 from api.db import Store
 from api.models import FrameRow, Job, JobState, PotholeRow, Run, SegmentRow, utcnow
+from api.queries import map_geometry_json, map_properties_json
 from exporters.form_a import FormRow, read_form_xlsx
 from pavement.errors import ExportError
 
@@ -102,6 +103,50 @@ def read_results(out_dir: Path) -> _Results:
     )
 
 
+def segment_row(
+    run_id: int, job_id: int, feature: dict, form_row: FormRow | None, inspection_date: date | None
+) -> SegmentRow:
+    """The store's row of one feature of ``segments.geojson`` (with its 様式A row, if any), as the
+    worker writes it: the indicators as columns, the properties (plus run, result version and
+    inspection date) and the geometry as JSON, the bounding box in four columns."""
+    p = feature["properties"]
+    min_lon, min_lat, max_lon, max_lat = _bbox(feature["geometry"]["coordinates"])
+    props = {
+        **p,
+        "run_id": run_id,
+        "result_version": job_id,
+        "inspection_date": inspection_date.isoformat() if inspection_date else None,
+    }
+    return SegmentRow(
+        run_id=run_id,
+        job_id=job_id,
+        segment_key=p["segment_id"],
+        route_no=str(p["route_no"]),
+        direction=str(p["direction"]),
+        kp_km=float(p["kp_km"]),
+        offset_m=float(p["offset_m"]),
+        length_m=float(p["length_m"]),
+        partial=bool(p["partial"]),
+        crack_ratio_pct=p.get("crack_ratio_pct"),
+        rut_depth_mm=p.get("rut_depth_mm"),
+        iri_mm_per_m=p.get("iri_mm_per_m"),
+        pothole_count=int(p.get("pothole_count") or 0),
+        mci=p.get("mci"),
+        category=p.get("category"),
+        inspection_date=inspection_date,
+        year=inspection_date.year if inspection_date else None,
+        min_lon=min_lon,
+        min_lat=min_lat,
+        max_lon=max_lon,
+        max_lat=max_lat,
+        geometry_json=json.dumps(feature["geometry"], separators=(",", ":")),
+        properties_json=json.dumps(props, ensure_ascii=False, separators=(",", ":")),
+        form_row_json=json.dumps(asdict(form_row), ensure_ascii=False) if form_row else None,
+        map_geometry_json=map_geometry_json(feature["geometry"]),
+        map_properties_json=map_properties_json(props),
+    )
+
+
 def store_results(store: Store, job: ClaimedJob, out_dir: Path) -> int:
     """Write the job's results (see the module docstring); the number of segments stored.
     ``JobLost`` when the job is no longer this worker's."""
@@ -133,44 +178,14 @@ def store_results(store: Store, job: ClaimedJob, out_dir: Path) -> int:
         for table in (FrameRow, PotholeRow, SegmentRow):
             session.execute(delete(table).where(table.job_id == job.job_id))
 
-        date_iso = results.inspection_date.isoformat() if results.inspection_date else None
-        year = results.inspection_date.year if results.inspection_date else None
         by_key: dict[str, SegmentRow] = {}
         frame_segment: dict[int, str] = {}
         for feature in results.features:
             p = feature["properties"]
-            coords = feature["geometry"]["coordinates"]
-            min_lon, min_lat, max_lon, max_lat = _bbox(coords)
             form_row = results.form_rows.get(
                 _form_key(p["route_no"], p["direction"], p["kp_km"], p["offset_m"])
             )
-            props = {**p, "run_id": job.run_id, "result_version": job.job_id, "inspection_date": date_iso}
-            row = SegmentRow(
-                run_id=job.run_id,
-                job_id=job.job_id,
-                segment_key=p["segment_id"],
-                route_no=str(p["route_no"]),
-                direction=str(p["direction"]),
-                kp_km=float(p["kp_km"]),
-                offset_m=float(p["offset_m"]),
-                length_m=float(p["length_m"]),
-                partial=bool(p["partial"]),
-                crack_ratio_pct=p.get("crack_ratio_pct"),
-                rut_depth_mm=p.get("rut_depth_mm"),
-                iri_mm_per_m=p.get("iri_mm_per_m"),
-                pothole_count=int(p.get("pothole_count") or 0),
-                mci=p.get("mci"),
-                category=p.get("category"),
-                inspection_date=results.inspection_date,
-                year=year,
-                min_lon=min_lon,
-                min_lat=min_lat,
-                max_lon=max_lon,
-                max_lat=max_lat,
-                geometry_json=json.dumps(feature["geometry"], separators=(",", ":")),
-                properties_json=json.dumps(props, ensure_ascii=False, separators=(",", ":")),
-                form_row_json=json.dumps(asdict(form_row), ensure_ascii=False) if form_row else None,
-            )
+            row = segment_row(job.run_id, job.job_id, feature, form_row, results.inspection_date)
             session.add(row)
             by_key[row.segment_key] = row
             for ids, _ in ((p.get("frame_ids") or "", 0), (p.get("representative_frame_ids") or "", 1)):

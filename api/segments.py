@@ -1,17 +1,27 @@
 """Segments for engineers: the map's GeoJSON, one segment with its history and frames, the frames'
-(privacy-masked) JPEGs, and repair candidates (措置候補)."""
+(privacy-masked) JPEGs, and repair candidates (措置候補).
+
+``GET /segments`` answers a whole prefecture's network (50,000 segments) within a map's patience:
+``view=map`` sends the lean copy of each segment (``api.queries.MAP_PROPERTIES``, simplified lines),
+``limit`` / ``offset`` page through large answers (``links`` rel next), and answers are
+gzip-compressed once and cached until the store changes (``api.answers``), with ETags.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from enum import StrEnum
+from types import SimpleNamespace
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
+from api.answers import AnswerCache, etag_of, make_answer
 from api.db import Store
+from api.errors import AUTHENTICATED, responses
 from api.models import MAX_ID, FrameRow, PotholeRow, RepairCandidate, RowId, Run, SegmentRow, User, utcnow
 from api.queries import (
     SegmentFilter,
@@ -20,42 +30,51 @@ from api.queries import (
     feature_collection,
     feature_json,
     latest_rows,
+    map_copies,
+    map_feature_json,
+    store_version,
 )
 from api.security import Engineer
+from pavement.segments import Direction
 
-router = APIRouter(tags=["segments"])
+router = APIRouter(tags=["segments"], responses=AUTHENTICATED)
 
-CATEGORIES = ("I", "II", "III", "none")
+Category = Literal["I", "II", "III", "none"]
+_DEGREES = r"-?[0-9]{1,3}(\.[0-9]{1,15})?"
+BBOX_PATTERN = rf"^{_DEGREES},{_DEGREES},{_DEGREES},{_DEGREES}$"
+GEOJSON = "application/geo+json"
+#: Compressed answers one server process keeps (the whole map of 50,000 segments is ~4 MB).
+ANSWER_CACHE_BYTES = 64 * 1024 * 1024
 
 
 def parse_bbox(bbox: str | None) -> tuple[float, float, float, float] | None:
+    """``lon,lat,lon,lat`` of two opposite corners (WGS84 degrees; usually west,south,east,north as
+    Leaflet's ``toBBoxString`` gives it) -> (min lon, min lat, max lon, max lat)."""
     if bbox is None:
         return None
-    try:
-        values = tuple(float(v) for v in bbox.split(","))
-    except ValueError:
-        values = ()
-    if len(values) != 4:
-        raise HTTPException(422, f"bbox {bbox!r} must be min_lon,min_lat,max_lon,max_lat (WGS84 degrees)")
-    min_lon, min_lat, max_lon, max_lat = values
-    if not (-180 <= min_lon <= max_lon <= 180 and -90 <= min_lat <= max_lat <= 90):
-        raise HTTPException(
-            422, f"bbox {bbox!r}: need -180 <= min_lon <= max_lon <= 180, same for lat in +-90"
-        )
-    return values
+    lon1, lat1, lon2, lat2 = (float(v) for v in bbox.split(","))
+    return min(lon1, lon2), min(lat1, lat2), max(lon1, lon2), max(lat1, lat2)
 
 
 def segment_filter(
-    route_no: str | None = Query(None, description="路線番号, e.g. 3"),
-    direction: str | None = Query(None, description="上り or 下り"),
+    route_no: str | None = Query(None, max_length=40, description="路線番号, e.g. 3"),
+    direction: Annotated[Direction | None, Query(description="上り, 下り, or 不明 (no route ledger)")] = None,
     year: int | None = Query(None, ge=1900, le=2200, description="inspection year"),
-    category: str | None = Query(None, description="診断区分 I, II, III, or 'none' (not diagnosed)"),
-    bbox: str | None = Query(None, description="min_lon,min_lat,max_lon,max_lat"),
+    category: Annotated[
+        Category | None, Query(description="診断区分 I, II, III, or 'none' (not diagnosed)")
+    ] = None,
+    bbox: str | None = Query(
+        None,
+        pattern=BBOX_PATTERN,
+        description="segments meeting this box: min_lon,min_lat,max_lon,max_lat (WGS84 degrees; "
+        "two opposite corners in any order)",
+        examples=["140.70,40.80,140.80,40.85"],
+    ),
     run_id: Annotated[RowId | None, Query(description="only this run's (current) results")] = None,
 ) -> SegmentFilter:
-    if category is not None and category not in CATEGORIES:
-        raise HTTPException(422, f"category {category!r}: use one of {', '.join(CATEGORIES)}")
-    return SegmentFilter(route_no, direction, year, category, parse_bbox(bbox), run_id)
+    return SegmentFilter(
+        route_no, direction.value if direction else None, year, category, parse_bbox(bbox), run_id
+    )
 
 
 Filters = Annotated[SegmentFilter, Depends(segment_filter)]
@@ -65,33 +84,138 @@ def _store(request: Request) -> Store:
     return request.app.state.store
 
 
+class View(StrEnum):
+    FULL = "full"  # every property of segments.geojson, the measured line
+    MAP = "map"  # the map's properties, the line simplified within 0.5 m
+
+
+FEATURE_COLLECTION_SCHEMA = {
+    "type": "object",
+    "required": ["type", "features", "numberReturned"],
+    "properties": {
+        "type": {"const": "FeatureCollection"},
+        "features": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["type", "id", "geometry", "properties"],
+                "properties": {
+                    "type": {"const": "Feature"},
+                    "id": {"type": "integer"},
+                    "geometry": {"type": "object"},
+                    "properties": {"type": "object", "required": ["segment_id", "repair_candidate"]},
+                },
+            },
+        },
+        "numberReturned": {"type": "integer"},
+        "links": {
+            "type": "array",
+            "items": {"type": "object", "required": ["rel", "href"]},
+            "description": "rel 'next': the next page, when limit cut the answer short",
+        },
+    },
+}
+
+
+def _render(request: Request, session, f: SegmentFilter, view: View, limit: int | None, offset: int, key):
+    query = current_rows(f).order_by(SegmentRow.segment_key) if f.run_id is not None else latest_rows(f)
+    if view == View.MAP:
+        columns = (SegmentRow.map_geometry_json, SegmentRow.map_properties_json)
+        render = map_feature_json
+    else:
+        columns, render = (SegmentRow.geometry_json, SegmentRow.properties_json), feature_json
+    if limit is not None:
+        query = query.limit(limit + 1)
+    if offset:
+        query = query.offset(offset)
+    found = session.execute(query.with_only_columns(SegmentRow.id, SegmentRow.segment_key, *columns)).all()
+    if view == View.MAP and (lacking := [r.id for r in found if None in (r[2], r[3])]):
+        copies = map_copies(session, lacking)
+        found = [
+            SimpleNamespace(
+                id=r.id,
+                segment_key=r.segment_key,
+                map_geometry_json=copies[r.id][0],
+                map_properties_json=copies[r.id][1],
+            )
+            if r.id in copies
+            else r
+            for r in found
+        ]
+    members: dict = {}
+    headers: dict[str, str] = {}
+    if limit is not None and len(found) > limit:
+        found = found[:limit]
+        href = str(request.url.include_query_params(offset=offset + limit))
+        members["links"] = [{"rel": "next", "type": GEOJSON, "href": href}]
+        headers["Link"] = f'<{href}>; rel="next"'
+    members["numberReturned"] = len(found)
+    marked = set(session.scalars(select(RepairCandidate.segment_key)).all())
+    flag = {b: extra_properties({"repair_candidate": b}) for b in (False, True)}
+    features = [render(r, flag[r.segment_key in marked]) for r in found]
+    return make_answer(key, feature_collection(features, members), headers)
+
+
 @router.get(
     "/segments",
     summary="Segments as GeoJSON (the latest per place, or one run's)",
     response_class=Response,
-    responses={200: {"content": {"application/geo+json": {}}}},
+    responses={
+        200: {
+            "content": {GEOJSON: {"schema": FEATURE_COLLECTION_SCHEMA}},
+            "headers": {
+                "ETag": {"schema": {"type": "string"}, "description": "send it as If-None-Match next time"},
+                "Link": {"schema": {"type": "string"}, "description": "the next page (rel=next)"},
+            },
+        },
+        304: {"description": "not modified since the ETag in If-None-Match"},
+    },
 )
-def list_segments(request: Request, f: Filters, _: Engineer) -> Response:
+def list_segments(
+    request: Request,
+    f: Filters,
+    _: Engineer,
+    view: Annotated[
+        View,
+        Query(
+            description="full: every property of segments.geojson and the measured line; map: what the web "
+            "map needs (segment_id, route, direction, 距離標, category, indicators, date) on lines "
+            "simplified within 0.5 m, about a third of the bytes (details on /segments/{id})",
+        ),
+    ] = View.FULL,
+    limit: int | None = Query(None, ge=1, le=100_000, description="at most this many (a page)"),
+    offset: int = Query(0, ge=0, le=MAX_ID, description="skip this many (the next page's offset)"),
+) -> Response:
     """A FeatureCollection with the properties of ``segments.geojson`` plus ``run_id``,
     ``result_version`` (the job), ``inspection_date`` and ``repair_candidate``. Without ``run_id``
     each place (segment key) appears once: its newest inspection among the rows that pass the
-    filters."""
+    filters. In route, direction, 距離標 order; ``numberReturned`` features, and with ``limit`` a
+    ``links`` item rel ``next`` (also the ``Link`` header) while more remain.
+
+    Answers are gzip-compressed (``Accept-Encoding: gzip``) and cached until the store changes; an
+    unchanged answer is a 304 for a client sending its ``ETag`` as ``If-None-Match``."""
     store = _store(request)
+    cache: AnswerCache = request.app.state.segment_answers
     with store.session() as session:
-        query = current_rows(f).order_by(SegmentRow.segment_key) if f.run_id is not None else latest_rows(f)
-        columns = (
-            SegmentRow.id,
-            SegmentRow.segment_key,
-            SegmentRow.geometry_json,
-            SegmentRow.properties_json,
-        )
-        marked = set(session.scalars(select(RepairCandidate.segment_key)).all())
-        flag = {b: extra_properties({"repair_candidate": b}) for b in (False, True)}
-        features = [
-            feature_json(r, flag[r.segment_key in marked])
-            for r in session.execute(query.with_only_columns(*columns))
-        ]
-    return Response(feature_collection(features), media_type="application/geo+json")
+        key = (store_version(session), view, f, limit, offset, str(request.base_url))  # links name the host
+        etag = etag_of(key)
+        common = {
+            "ETag": etag,
+            "Cache-Control": "private, no-cache",
+            "Vary": "Accept-Encoding, Authorization",
+        }
+        if etag in _etags(request.headers.get("if-none-match")):
+            return Response(status_code=304, headers=common)
+        answer = cache.get(key)
+        if answer is None:
+            answer = _render(request, session, f, view, limit, offset, key)
+            cache.put(key, answer)
+    body, encoding = answer.content("gzip" in request.headers.get("accept-encoding", ""))
+    return Response(body, media_type=GEOJSON, headers={**common, **dict(answer.headers), **encoding})
+
+
+def _etags(header: str | None) -> set[str]:
+    return {t.strip() for t in header.split(",")} if header else set()
 
 
 def _history_item(row: SegmentRow, current_job: int | None) -> dict:
@@ -115,8 +239,12 @@ def _history_item(row: SegmentRow, current_job: int | None) -> dict:
 def _find_segment(session, segment_id: str) -> SegmentRow:
     """A row by its id, or the latest row of a segment key (e.g. ``3_下り_12_0300``)."""
     row = None
-    if segment_id.isascii() and segment_id.isdigit():
-        row = session.get(SegmentRow, int(segment_id)) if int(segment_id) <= MAX_ID else None
+    if segment_id.isascii() and segment_id.isdigit():  # ids have at most 10 digits
+        row = (
+            session.get(SegmentRow, int(segment_id))
+            if len(segment_id) <= 10 and int(segment_id) <= MAX_ID
+            else None
+        )
     else:
         found = session.scalars(
             latest_rows(SegmentFilter()).where(SegmentRow.segment_key == segment_id)
@@ -127,7 +255,11 @@ def _find_segment(session, segment_id: str) -> SegmentRow:
     return row
 
 
-@router.get("/segments/{segment_id}", summary="One segment: figures, history across runs and years, frames")
+@router.get(
+    "/segments/{segment_id}",
+    summary="One segment: figures, history across runs and years, frames",
+    responses=responses(404),
+)
 def get_segment(segment_id: str, request: Request, _: Engineer) -> dict:
     store = _store(request)
     with store.session() as session:
@@ -173,7 +305,7 @@ def get_segment(segment_id: str, request: Request, _: Engineer) -> dict:
     "/frames/{frame_id}.jpg",
     summary="An album frame (privacy-masked JPEG)",
     response_class=FileResponse,
-    responses={200: {"content": {"image/jpeg": {}}}},
+    responses={200: {"content": {"image/jpeg": {}}}, **responses(404)},
 )
 def frame_image(frame_id: RowId, request: Request, _: Engineer) -> FileResponse:
     store = _store(request)
@@ -208,7 +340,10 @@ def _candidate_out(c: RepairCandidate, names: dict[int, str] | None = None) -> d
 
 
 @router.post(
-    "/repair-candidates", status_code=201, summary="Mark a segment as a repair candidate (or edit its note)"
+    "/repair-candidates",
+    status_code=201,
+    summary="Mark a segment as a repair candidate (or edit its note)",
+    responses=responses(400, 404),
 )
 def mark_candidate(body: CandidateIn, request: Request, principal: Engineer) -> dict:
     with _store(request).session() as session:
@@ -231,7 +366,12 @@ def mark_candidate(body: CandidateIn, request: Request, principal: Engineer) -> 
         return _candidate_out(candidate, {principal.user_id: principal.name})
 
 
-@router.delete("/repair-candidates/{segment_key}", status_code=204, summary="Unmark a repair candidate")
+@router.delete(
+    "/repair-candidates/{segment_key}",
+    status_code=204,
+    summary="Unmark a repair candidate",
+    responses=responses(404),
+)
 def unmark_candidate(segment_key: str, request: Request, _: Engineer) -> Response:
     with _store(request).session() as session:
         candidate = session.scalar(select(RepairCandidate).where(RepairCandidate.segment_key == segment_key))

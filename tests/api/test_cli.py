@@ -46,7 +46,7 @@ def test_token_serve_and_worker(tmp_path):
                 time.sleep(0.2)
         assert answer is not None, server.stderr.read().decode()
         assert answer.status_code == 200
-        assert answer.json() == {"type": "FeatureCollection", "features": []}
+        assert answer.json() == {"type": "FeatureCollection", "features": [], "numberReturned": 0}
         assert httpx.get(f"http://127.0.0.1:{port}/api/v1/segments").status_code == 401
     finally:
         server.send_signal(signal.SIGINT)

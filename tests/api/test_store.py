@@ -31,7 +31,7 @@ def test_migrations_build_exactly_the_models(tmp_path, new_database_url):
         diffs = compare_metadata(context, Base.metadata)
         version = conn.scalar(text("SELECT version_num FROM alembic_version"))
     assert diffs == []
-    assert version == "0002"
+    assert version == "0003"
     assert {"alembic_version", "segments", "jobs", "uploads", "tokens"} <= set(
         inspect(store.engine).get_table_names()
     )
@@ -68,6 +68,54 @@ def test_upgrade_is_repeatable_and_safe_to_race(tmp_path, new_database_url):
         t.join(60)
     assert errors == []
     open_store(settings).engine.dispose()
+
+
+@ON_BOTH
+def test_upgrade_to_0003_fills_the_map_copies_of_stored_segments(tmp_path, new_database_url):
+    """A store of 0002 with segments: 0003 adds the web map's lean copies, made from the stored rows
+    as the writer makes them now."""
+    from alembic import command
+    from alembic.config import Config
+
+    from api.db import MIGRATIONS, make_engine
+    from api.queries import map_geometry_json, map_properties_json
+
+    engine = make_engine(new_database_url() or f"sqlite:///{tmp_path / 'old.db'}")
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    coords = [[140.7 + 1e-5 * i, 40.8 + 1e-7 * i * i] for i in range(20)]
+    geometry = json.dumps({"type": "LineString", "coordinates": coords})
+    props = json.dumps(
+        {"segment_id": "3_下り_12_0000", "route_no": "3", "frame_ids": "1,2", "category": "II"}
+    )
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0002")
+        conn.execute(
+            text("INSERT INTO users (id, name, role, created_at) VALUES (1, 'u', 'uploader', '2024-01-01')")
+        )
+        for statement in (
+            "INSERT INTO runs (id, owner_id, label, vehicle_json, files_json, created_at) "
+            "VALUES (1, 1, '', '{}', '{}', '2024-01-01')",
+            "INSERT INTO jobs (id, run_id, state, progress, stage, options_json, attempts, max_attempts, "
+            "created_at) VALUES (1, 1, 'done', 1, '', '{}', 1, 3, '2024-01-01')",
+        ):
+            conn.execute(text(statement))
+        conn.execute(
+            text(
+                "INSERT INTO segments (run_id, job_id, segment_key, route_no, direction, kp_km, offset_m, "
+                "length_m, partial, pothole_count, min_lon, min_lat, max_lon, max_lat, geometry_json, "
+                "properties_json) VALUES (1, 1, '3_下り_12_0000', '3', '下り', 12, 0, 100, false, 0, "
+                "140.7, 40.8, 140.71, 40.81, :g, :p)"
+            ),
+            {"g": geometry, "p": props},
+        )
+        command.upgrade(config, "head")
+        stored = conn.execute(text("SELECT map_geometry_json, map_properties_json FROM segments")).one()
+    engine.dispose()
+    assert stored[0] == map_geometry_json(json.loads(geometry))
+    assert stored[1] == map_properties_json(json.loads(props))
+    assert len(json.loads(stored[0])["coordinates"]) < 20 and "frame_ids" not in json.loads(stored[1])
 
 
 def test_database_url_option(tmp_path):
