@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import tempfile
 from dataclasses import asdict
 from datetime import date
@@ -16,9 +17,11 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import FileResponse
+from pydantic import BeforeValidator
 from sqlalchemy import func, select
 
 from api.db import Store
+from api.errors import AUTHENTICATED, responses
 from api.models import Job, RowId, Run, SegmentRow
 from api.queries import SegmentFilter, current_rows, latest_rows, rows, to_record, to_segment
 from api.security import Engineer
@@ -27,7 +30,7 @@ from exporters.form_a import FormRow, RunRows, merge_form_rows, write_form_xlsx
 from exporters.gis import write_ogr
 from exporters.kpi import segments_to_kpi
 
-router = APIRouter(tags=["exports"])
+router = APIRouter(tags=["exports"], responses=AUTHENTICATED)
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -47,7 +50,7 @@ def attachment(filename: str) -> dict[str, str]:
     "/exports/form-a",
     summary="様式A workbook: one row per 100 m segment and lane, from every run's current result",
     response_class=Response,
-    responses={200: {"content": {XLSX: {}}}, 404: {}},
+    responses={200: {"content": {XLSX: {}}}, **responses(404, 409)},
 )
 def export_form_a(
     request: Request,
@@ -91,6 +94,10 @@ def export_form_a(
     "/exports/segments.{fmt}",
     summary="The latest segments (same filters as /segments) as GeoJSON or GeoPackage",
     response_class=Response,
+    responses={
+        200: {"content": {"application/geo+json": {}, "application/geopackage+sqlite3": {}}},
+        **responses(404, 409),
+    },
 )
 def export_segments(
     fmt: Literal["geojson", "gpkg"],
@@ -123,7 +130,7 @@ def export_segments(
     "/runs/{run_id}/album",
     summary="画像集 (album.xlsx) of a run's current result",
     response_class=FileResponse,
-    responses={200: {"content": {XLSX: {}}}},
+    responses={200: {"content": {XLSX: {}}}, **responses(404, 409)},
 )
 def export_album(run_id: RowId, request: Request, _: Engineer) -> FileResponse:
     store = _store(request)
@@ -208,9 +215,18 @@ def export_candidates(request: Request, _: Engineer) -> Response:
 PERIOD_MONTHS = {"month": 1, "quarter": 3, "year": 12}
 
 
-def _add_months(d: date, months: int) -> date:
-    n = d.year * 12 + d.month - 1 + months
+def _month_start(n: int) -> date:
+    """The first day of month ``n`` (year * 12 + month - 1), clamped to the calendar's ends: a
+    period next to year 1 or 9999 is cut short instead of failing."""
+    if n < 12 * date.min.year:
+        return date.min
+    if n >= 12 * (date.max.year + 1):
+        return date.max
     return date(n // 12, n % 12 + 1, 1)
+
+
+def _add_months(d: date, months: int) -> date:
+    return _month_start(d.year * 12 + d.month - 1 + months)
 
 
 def period_bounds(period: str, at: date, year_start_month: int = 1) -> tuple[date, date]:
@@ -219,8 +235,7 @@ def period_bounds(period: str, at: date, year_start_month: int = 1) -> tuple[dat
     months = PERIOD_MONTHS[period]
     since_start = (at.year * 12 + at.month - 1) - (year_start_month - 1)
     first = since_start - since_start % months + (year_start_month - 1)
-    start = date(first // 12, first % 12 + 1, 1)
-    return start, _add_months(start, months)
+    return _month_start(first), _month_start(first + months)
 
 
 def _kpi_of(session, start: date, end: date) -> dict:
@@ -251,13 +266,22 @@ def _change(now: dict, before: dict) -> dict:
     return out
 
 
+def _iso_day(value: object) -> object:
+    """Only ``YYYY-MM-DD`` for a day (pydantic alone also takes a number as a Unix time)."""
+    if isinstance(value, str) and not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+        raise ValueError(f"{value[:40]!r} is not a day; give it as YYYY-MM-DD")
+    return value
+
+
 @router.get("/kpi", summary="Infrastructure KPI of a period, with the change against the period before")
 def kpi(
     request: Request,
     _: Engineer,
     period: Literal["month", "quarter", "year"] = "year",
     at: Annotated[
-        date | None, Query(description="a day in the period (default: the newest inspection)")
+        date | None,
+        BeforeValidator(_iso_day),
+        Query(description="a day in the period, YYYY-MM-DD (default: the newest inspection)"),
     ] = None,
     year_start_month: int = Query(1, ge=1, le=12, description="4 for the fiscal year (年度)"),
 ) -> dict:

@@ -20,11 +20,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.db import Store
+from api.errors import AUTHENTICATED, responses
 from api.models import MAX_ID, Job, JobState, Role, RowId, Run, Upload
 from api.security import Admin, AnyRole, Principal, Uploader
 from api.tus import upload_path
 
-router = APIRouter(tags=["runs"])
+router = APIRouter(tags=["runs"], responses=AUTHENTICATED)
 
 MAX_CAMERA_JSON_BYTES = 1 << 20
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -63,6 +64,11 @@ class RunAccepted(BaseModel):
     run_id: int
     job_id: int
     files: dict[str, dict]
+
+
+class Reprocessing(BaseModel):
+    run_id: int
+    job_id: int
 
 
 class JobOut(BaseModel):
@@ -150,8 +156,6 @@ def _check_camera(path: Path) -> None:
 
 def _uploads_for(session: Session, files: RunFiles, principal: Principal) -> dict[str, Upload]:
     chosen = {role: uid for role, uid in files.model_dump().items() if uid is not None}
-    if len(set(chosen.values())) != len(chosen):
-        raise HTTPException(422, "the same upload is given for two files; upload each file once")
     uploads = {}
     for role, uid in chosen.items():
         upload = session.get(Upload, uid)
@@ -166,6 +170,8 @@ def _uploads_for(session: Session, files: RunFiles, principal: Principal) -> dic
         if upload.run_id is not None:
             raise HTTPException(409, f"files.{role}: upload {uid} already belongs to run {upload.run_id}")
         uploads[role] = upload
+    if len(set(chosen.values())) != len(chosen):
+        raise HTTPException(422, "the same upload is given for two files; upload each file once")
     return uploads
 
 
@@ -173,9 +179,9 @@ def _uploads_for(session: Session, files: RunFiles, principal: Principal) -> dic
     "/runs",
     status_code=202,
     summary="Register a run from finished uploads and queue its processing",
-    responses={404: {}, 409: {}, 422: {}},
+    responses=responses(400, 404, 409),
 )
-def create_run(body: RunCreate, request: Request, response: Response, principal: Uploader):
+def create_run(body: RunCreate, request: Request, response: Response, principal: Uploader) -> RunAccepted:
     store: Store = request.app.state.store
     with store.session() as session:
         uploads = _uploads_for(session, body.files, principal)
@@ -262,7 +268,7 @@ def list_runs(request: Request, principal: AnyRole, limit: int = 100, offset: in
         return [run_out(session, r) for r in session.scalars(query).all()]
 
 
-@router.get("/runs/{run_id}", summary="A run with its files and jobs")
+@router.get("/runs/{run_id}", summary="A run with its files and jobs", responses=responses(404))
 def get_run(run_id: RowId, request: Request, principal: AnyRole) -> RunOut:
     store: Store = request.app.state.store
     with store.session() as session:
@@ -273,8 +279,9 @@ def get_run(run_id: RowId, request: Request, principal: AnyRole) -> RunOut:
     "/runs/{run_id}/reprocess",
     status_code=202,
     summary="Process a run again (e.g. with a newer model); earlier results are kept",
+    responses=responses(404, 409),
 )
-def reprocess_run(run_id: RowId, request: Request, response: Response, principal: Admin):
+def reprocess_run(run_id: RowId, request: Request, response: Response, principal: Admin) -> Reprocessing:
     store: Store = request.app.state.store
     with store.session() as session:
         run = _visible_run(session, run_id, principal)
@@ -288,10 +295,10 @@ def reprocess_run(run_id: RowId, request: Request, response: Response, principal
         session.add(job)
         session.flush()
         response.headers["Location"] = str(request.url_for("get_job", job_id=job.id))
-        return {"run_id": run.id, "job_id": job.id}
+        return Reprocessing(run_id=run.id, job_id=job.id)
 
 
-@router.get("/jobs/{job_id}", summary="State and progress of a job")
+@router.get("/jobs/{job_id}", summary="State and progress of a job", responses=responses(404))
 def get_job(job_id: RowId, request: Request, principal: AnyRole) -> JobOut:
     store: Store = request.app.state.store
     with store.session() as session:

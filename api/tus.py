@@ -31,13 +31,14 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 from sqlalchemy import delete, select, update
 from starlette.requests import ClientDisconnect
 
 from api.db import Store
+from api.errors import responses
 from api.models import Upload, utcnow
 from api.security import Principal, Uploader
 
@@ -53,13 +54,43 @@ MAX_FILENAME_CHARS = 255
 
 router = APIRouter(prefix="/uploads", tags=["uploads"])
 
+# The tus headers are read from the request by the handlers (a missing or bad one is the protocol's
+# 400 / 412 / 415, not FastAPI's 422) and documented here, so that clients see the whole protocol.
+_DIGITS = {"type": "string", "pattern": "^[0-9]{1,19}$"}
+
+
+def _header(name: str, description: str, schema: dict, required: bool = False) -> dict:
+    return {"name": name, "in": "header", "required": required, "description": description, "schema": schema}
+
+
+def _tus_doc(*headers: dict, body: bool = False) -> dict:
+    """``openapi_extra`` of a tus operation: Tus-Resumable and ``headers`` (and the PATCH body)."""
+    doc: dict = {
+        "parameters": [
+            _header("Tus-Resumable", "tus protocol version", {"type": "string", "enum": [TUS_VERSION]}, True),
+            *headers,
+        ]
+    }
+    if body:
+        doc["requestBody"] = {
+            "required": True,
+            "description": "the next bytes of the file, from Upload-Offset",
+            "content": {OFFSET_CONTENT_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+        }
+    return doc
+
+
+def _answer_headers(*names: str) -> dict:
+    return {name: {"schema": {"type": "string"}, "description": name} for name in names}
+
 
 def tus_error(status: int, message: str, **headers: str) -> HTTPException:
     return HTTPException(status_code=status, detail=message, headers={**BASE_HEADERS, **headers})
 
 
-def check_tus_version(tus_resumable: str | None = Header(None)) -> None:
+def check_tus_version(request: Request) -> None:
     """Every tus request but OPTIONS names the protocol version (412 otherwise)."""
+    tus_resumable = request.headers.get("tus-resumable")
     if tus_resumable != TUS_VERSION:
         raise tus_error(
             412,
@@ -176,13 +207,31 @@ def _load(store: Store, upload_id: str, principal: Principal) -> Upload:
         return upload
 
 
+def _is_count(value: str | None) -> bool:
+    """A non-negative integer in ASCII digits (``str.isdigit`` also takes '²', which ``int`` refuses)."""
+    return value is not None and 0 < len(value) <= 19 and value.isascii() and value.isdigit()
+
+
 def _int_header(name: str, value: str | None) -> int:
-    if value is None or not value.isdigit():
-        raise tus_error(400, f"{name} must be a non-negative integer, got {value!r}")
+    if not _is_count(value):
+        raise tus_error(400, f"{name} must be a non-negative integer (at most 19 digits), got {value!r}")
     return int(value)
 
 
-@router.options("", status_code=204, summary="tus discovery: version, extensions, limits")
+@router.options(
+    "",
+    response_class=Response,
+    status_code=204,
+    summary="tus discovery: version, extensions, limits",
+    responses={
+        204: {
+            "description": "what this server supports",
+            "headers": _answer_headers(
+                "Tus-Version", "Tus-Extension", "Tus-Max-Size", "Tus-Checksum-Algorithm"
+            ),
+        }
+    },
+)
 def tus_options(request: Request) -> Response:
     return Response(
         status_code=204,
@@ -198,19 +247,30 @@ def tus_options(request: Request) -> Response:
 
 @router.post(
     "",
+    response_class=Response,
     status_code=201,
     summary="Create an upload (tus creation)",
     dependencies=[Depends(check_tus_version)],
-    responses={201: {"description": "created; Location is the upload's URL"}, 413: {}, 400: {}},
+    responses={
+        201: {
+            "description": "created; Location is the upload's URL",
+            "headers": _answer_headers("Location", "Upload-Offset", "Upload-Expires"),
+        },
+        **responses(400, 401, 403, 412, 413),
+    },
+    openapi_extra=_tus_doc(
+        _header("Upload-Length", "the file's size in bytes (at most Tus-Max-Size)", _DIGITS, True),
+        _header(
+            "Upload-Metadata",
+            "comma-separated 'key base64(value)' pairs; 'filename' must be a bare file name",
+            {"type": "string", "maxLength": MAX_METADATA_CHARS},
+        ),
+    ),
 )
-def tus_create(
-    request: Request,
-    principal: Uploader,
-    upload_length: str | None = Header(None),
-    upload_metadata: str | None = Header(None),
-    upload_defer_length: str | None = Header(None),
-) -> Response:
-    if upload_defer_length is not None:
+def tus_create(request: Request, principal: Uploader) -> Response:
+    upload_length = request.headers.get("upload-length")
+    upload_metadata = request.headers.get("upload-metadata")
+    if request.headers.get("upload-defer-length") is not None:
         raise tus_error(400, "Upload-Defer-Length is not supported; send Upload-Length (the file's size)")
     length = _int_header("Upload-Length", upload_length)
     limit = _settings(request).max_upload_bytes
@@ -248,8 +308,17 @@ def tus_create(
 
 @router.head(
     "/{upload_id}",
+    response_class=Response,
     summary="Where to resume: Upload-Offset (tus core)",
     dependencies=[Depends(check_tus_version)],
+    responses={
+        200: {
+            "description": "the upload's offset and length",
+            "headers": _answer_headers("Upload-Offset", "Upload-Length"),
+        },
+        **responses(401, 403, 404, 412),
+    },
+    openapi_extra=_tus_doc(),
 )
 def tus_head(upload_id: str, request: Request, principal: Uploader) -> Response:
     upload = _load(_store(request), upload_id, principal)
@@ -277,7 +346,7 @@ class UploadReceipt(BaseModel):
     run_id: int | None
 
 
-@router.get("/{upload_id}", summary="JSON receipt of an upload (not tus)")
+@router.get("/{upload_id}", summary="JSON receipt of an upload (not tus)", responses=responses(401, 403, 404))
 def upload_receipt(upload_id: str, request: Request, principal: Uploader) -> UploadReceipt:
     u = _load(_store(request), upload_id, principal)
     return UploadReceipt(
@@ -308,20 +377,32 @@ def _sha256_of(path: Path) -> str:
 
 @router.patch(
     "/{upload_id}",
+    response_class=Response,
     status_code=204,
     summary="Append a chunk at Upload-Offset (tus core)",
     dependencies=[Depends(check_tus_version)],
-    responses={409: {}, 413: {}, 415: {}, 460: {"description": "checksum mismatch"}},
+    responses={
+        204: {
+            "description": "appended; Upload-Offset is the new offset",
+            "headers": _answer_headers("Upload-Offset"),
+        },
+        **responses(400, 401, 403, 404, 409, 412, 413, 415, 423, 460),
+    },
+    openapi_extra=_tus_doc(
+        _header("Upload-Offset", "where this chunk starts: the upload's offset (HEAD)", _DIGITS, True),
+        _header(
+            "Upload-Checksum",
+            "'<algorithm> <base64 digest>' of this chunk (sha1, sha256 or md5)",
+            {"type": "string", "pattern": "^(sha1|sha256|md5) [A-Za-z0-9+/]*={0,2}$"},
+        ),
+        body=True,
+    ),
 )
-async def tus_patch(
-    upload_id: str,
-    request: Request,
-    principal: Uploader,
-    content_type: str | None = Header(None),
-    upload_offset: str | None = Header(None),
-    upload_checksum: str | None = Header(None),
-    content_length: str | None = Header(None),
-) -> Response:
+async def tus_patch(upload_id: str, request: Request, principal: Uploader) -> Response:
+    content_type = request.headers.get("content-type")
+    upload_offset = request.headers.get("upload-offset")
+    upload_checksum = request.headers.get("upload-checksum")
+    content_length = request.headers.get("content-length")
     if (content_type or "").split(";")[0].strip().lower() != OFFSET_CONTENT_TYPE:
         raise tus_error(
             415, f"a PATCH body must be Content-Type: {OFFSET_CONTENT_TYPE} (tus 1.0), got {content_type!r}"
@@ -347,7 +428,7 @@ async def tus_patch(
             )
         room = upload.length_bytes - offset
         limit = min(settings.max_chunk_bytes, room)
-        if content_length is not None and content_length.isdigit() and int(content_length) > limit:
+        if _is_count(content_length) and int(content_length) > limit:
             why = (
                 f"over this server's chunk limit of {settings.max_chunk_bytes} bytes; send smaller chunks"
                 if int(content_length) > settings.max_chunk_bytes
@@ -443,9 +524,12 @@ def _record_offset(store: Store, upload_id: str, old: int, new: int, length: int
 
 @router.delete(
     "/{upload_id}",
+    response_class=Response,
     status_code=204,
     summary="Drop an upload that no run uses (tus termination)",
     dependencies=[Depends(check_tus_version)],
+    responses={204: {"description": "deleted"}, **responses(401, 403, 404, 409, 412, 423)},
+    openapi_extra=_tus_doc(),
 )
 def tus_delete(upload_id: str, request: Request, principal: Uploader) -> Response:
     store = _store(request)

@@ -1,0 +1,179 @@
+"""Property-based tests of the whole API against its own OpenAPI schema (schemathesis).
+
+Every operation of ``/api/v1/openapi.json`` gets generated requests, valid and invalid (bounded
+examples, a fixed seed: the same requests on every run), sent with the token of each role
+(uploader, engineer, admin) to an app over a small seeded store: a processed run with segments, a
+frame with its JPEG, a pothole and a repair candidate, so that the reads find something. Each
+answer must be no 5xx and conform to the schema: a documented status code, the documented
+content type, a body that validates.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from datetime import date
+from pathlib import Path
+
+import pytest
+import schemathesis
+from sqlalchemy import update
+
+from api.app import create_app
+from api.db import open_store
+from api.models import FrameRow, Job, JobState, PotholeRow, RepairCandidate, Run, SegmentRow, Token, User
+from api.security import create_token
+from api.settings import Settings
+from tests.api.conftest import auth
+
+ROLES = ("uploader", "engineer", "admin")
+#: tus checks what a schema cannot say: the server's size limits (announced by OPTIONS as
+#: Tus-Max-Size), the metadata's encoding and file name, the chunk's checksum.
+TUS_SEMANTIC_STATUSES = ["2xx", "401", "403", "404", "409", "400", "413", "460"]
+CONFIG = schemathesis.Config.from_dict(
+    {
+        "seed": 20240612,
+        "generation": {"max-examples": 10, "deterministic": True, "with-security-parameters": False},
+        "phases": {"stateful": {"enabled": False}},
+        "checks": {
+            # tus answers a missing or unknown Tus-Resumable with 412 (Precondition Failed)
+            "missing_required_header": {"expected-statuses": [400, 401, 403, 412, 415, 422]},
+            "negative_data_rejection": {"expected-statuses": [400, 401, 403, 404, 409, 412, 413, 415, 422]},
+        },
+        "operations": [
+            {
+                "include-tag": "uploads",
+                "checks": {"positive_data_acceptance": {"expected-statuses": TUS_SEMANTIC_STATUSES}},
+            }
+        ],
+    }
+)
+#: The smallest JPEG decoders accept (1x1 grey), as a frame of the seeded run.
+JPEG = bytes.fromhex(
+    "ffd8ffe000104a46494600010100000100010000ffdb004300080606070605080707070909080a0c140d0c0b0b0c1912"
+    "130f141d1a1f1e1d1a1c1c20242e2720222c231c1c2837292c30313434341f27393d38323c2e333432ffc0000b0800"
+    "01000101011100ffc4001f0000010501010101010100000000000000000102030405060708090a0bffc400b5100002"
+    "010303020403050504040000017d01020300041105122131410613516107227114328191a1082342b1c11552d1f024"
+    "33627282090a161718191a25262728292a3435363738393a434445464748494a535455565758595a63646566676869"
+    "6a737475767778797a838485868788898a92939495969798999aa2a3a4a5a6a7a8a9aab2b3b4b5b6b7b8b9bac2c3c4"
+    "c5c6c7c8c9cad2d3d4d5d6d7d8d9dae1e2e3e4e5e6e7e8e9eaf1f2f3f4f5f6f7f8f9faffda0008010100003f00fbd3"
+    "ffd9"
+)
+
+
+def _seed(store) -> None:
+    """One processed run of three segments (one with a frame and a pothole, one a repair candidate)."""
+    with store.session() as session:
+        owner = session.query(User).filter(User.role == "uploader").one()
+        run = Run(owner_id=owner.id, label="seeded", inspection_date=date(2024, 6, 12))
+        session.add(run)
+        session.flush()
+        job = Job(run_id=run.id, state=JobState.DONE, progress=1.0, stage="done", attempts=1)
+        session.add(job)
+        session.flush()
+        run.current_job_id = job.id
+        rows = []
+        for i in range(3):
+            key = f"3_下り_12_{i * 100:04d}"
+            lon, lat = 140.74 + i * 0.001, 40.82
+            coords = [[lon, lat], [lon + 0.001, lat]]
+            props = {
+                "segment_id": key, "route_no": "3", "direction": "下り", "kp_km": 12.0,
+                "offset_m": i * 100.0, "length_m": 100.0, "partial": False, "crack_ratio_pct": 12.5 * i,
+                "rut_depth_mm": 5.0, "iri_mm_per_m": 2.5 + i, "pothole_count": int(i == 0), "mci": 6.1,
+                "category": ("I", "II", "III")[i], "run_id": run.id, "result_version": job.id,
+                "inspection_date": "2024-06-12",
+            }  # fmt: skip
+            row = SegmentRow(
+                run_id=run.id, job_id=job.id, segment_key=key, route_no="3", direction="下り", kp_km=12.0,
+                offset_m=i * 100.0, length_m=100.0, partial=False, crack_ratio_pct=props["crack_ratio_pct"],
+                rut_depth_mm=5.0, iri_mm_per_m=props["iri_mm_per_m"], pothole_count=props["pothole_count"],
+                mci=6.1, category=props["category"], inspection_date=date(2024, 6, 12), year=2024,
+                min_lon=lon, min_lat=lat, max_lon=lon + 0.001, max_lat=lat,
+                geometry_json=json.dumps({"type": "LineString", "coordinates": coords}),
+                properties_json=json.dumps(props, ensure_ascii=False),
+            )  # fmt: skip
+            session.add(row)
+            rows.append(row)
+        session.flush()
+        frame_file = f"results/{run.id}/job{job.id}.a1/frames/7.jpg"
+        (store.data_dir / frame_file).parent.mkdir(parents=True)
+        (store.data_dir / frame_file).write_bytes(JPEG)
+        session.add(
+            FrameRow(
+                run_id=run.id, job_id=job.id, segment_id=rows[0].id, frame_index=7, video_time_s=0.7,
+                lat=40.82, lon=140.74, file=frame_file,
+                detections_json=json.dumps([{"class": "D00", "score": 0.8, "xyxy": [1, 2, 30, 40]}]),
+            )
+        )  # fmt: skip
+        session.add(PotholeRow(run_id=run.id, job_id=job.id, segment_key=rows[0].segment_key, lat=40.82,
+                               lon=140.7405, properties_json=json.dumps({"frame_index": 7})))  # fmt: skip
+        session.add(RepairCandidate(segment_key=rows[2].segment_key, note="seeded", created_by=owner.id,
+                                    updated_by=owner.id))  # fmt: skip
+
+
+class Api:
+    def __init__(self, tmp_path) -> None:
+        settings = Settings(data_dir=tmp_path / "data", tile_url="", max_chunk_bytes=64 * 1024)
+        self.store = open_store(settings)
+        self.app = create_app(settings, self.store)
+        self.tokens: dict[str, str] = {}
+        self.token_ids: list[int] = []
+        with self.store.session() as session:
+            for role in ROLES:
+                made = create_token(session, f"schema-{role}", role)
+                self.tokens[role] = made.token
+                self.token_ids.append(made.token_id)
+        _seed(self.store)
+
+    def keep_tokens(self) -> None:
+        """Generated requests may revoke any token id: un-revoke the test's own after each call."""
+        with self.store.session() as session:
+            session.execute(update(Token).where(Token.id.in_(self.token_ids)).values(revoked_at=None))
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory):
+    api = Api(tmp_path_factory.mktemp("schemathesis"))
+    APP.app = api.app
+    yield api
+    APP.app = None
+    api.store.engine.dispose()
+
+
+def _openapi() -> dict:
+    """The app's OpenAPI document (it does not depend on the data: no migration, no rows)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(data_dir=Path(tmp), tile_url="")
+        store = open_store(settings, migrate=False)
+        try:
+            return create_app(settings, store).openapi()
+        finally:
+            store.engine.dispose()
+
+
+# tus PATCH bodies are raw bytes under their own media type
+schemathesis.serializer.alias("application/offset+octet-stream", "application/octet-stream")
+
+
+class _ServiceApp:
+    """The ASGI app the generated requests go to: the ``api`` fixture's, set when it is made."""
+
+    app = None
+
+    async def __call__(self, scope, receive, send) -> None:
+        await self.app(scope, receive, send)
+
+
+# At import: schemathesis makes one test per operation at collection (its fixture-based loader does
+# not run on this pytest); the requests go to the app of the ``api`` fixture over a seeded store.
+APP = _ServiceApp()
+schema = schemathesis.openapi.from_dict(_openapi(), config=CONFIG)
+schema.app = APP
+
+
+@schema.parametrize()
+def test_api_conforms_to_its_schema(case, api):
+    for role in ROLES:
+        case.call_and_validate(headers=auth(api.tokens[role]))
+        api.keep_tokens()
