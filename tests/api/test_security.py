@@ -3,6 +3,8 @@ uploaders confined to their own runs, development mode only on loopback."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlalchemy import select
 
@@ -152,3 +154,48 @@ def test_text_the_database_cannot_hold_is_not_a_5xx(service, backend):
     refused = [r.json() for r in answers if r.status_code == 422 and r.json().get("error") == "DataError"]
     assert all("NUL" in r["detail"] for r in refused), refused
     assert len(refused) == (5 if backend == "postgresql" else 0)
+
+
+def _raw_status(app, method: str, path: str, headers: dict[str, bytes], body: bytes = b"") -> int:
+    """The status ``app`` answers a request whose header values are these exact bytes (HTTP clients
+    re-encode non-ASCII text)."""
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
+        "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+        "headers": [(k.lower().encode(), v) for k, v in headers.items()],
+        "client": ("127.0.0.1", 50000), "server": ("testserver", 80), "state": {},
+    }  # fmt: skip
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+    answered: list[dict] = []
+
+    async def receive():
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message):
+        answered.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    return next(m["status"] for m in answered if m["type"] == "http.response.start")
+
+
+def test_odd_numbers_in_headers_paths_and_dates_are_4xx_not_5xx(service):
+    """Values that pass a naive check and then fail a conversion: superscript digits ('²' is a
+    digit to ``str.isdigit``, not to ``int``), ids longer than ``int`` converts, days at the ends
+    of the calendar, a number where a day is due."""
+    eng, up = service.tokens["engineer"], service.tokens["uploader"]
+    client = service.client
+    tus = {"Authorization": f"Bearer {up}".encode(), "Tus-Resumable": b"1.0.0"}
+    assert _raw_status(client.app, "POST", "/api/v1/uploads", {**tus, "Upload-Length": b"\xb2"}) == 400
+    location = client.post("/api/v1/uploads", headers=auth(up, **TUS, **{"Upload-Length": "10"})).headers[
+        "Location"
+    ]
+    path = location[location.index("/api/v1") :]
+    stream = {**tus, "Content-Type": b"application/offset+octet-stream"}
+    assert _raw_status(client.app, "PATCH", path, {**stream, "Upload-Offset": b"\xb3"}, b"x") == 400
+    odd_length = {**stream, "Upload-Offset": b"0", "Content-Length": b"\xb9"}
+    assert _raw_status(client.app, "PATCH", path, odd_length, b"x") == 204
+    assert client.get("/api/v1/segments/" + "7" * 5000, headers=auth(eng)).status_code == 404
+    for at in ("0001-01-05", "9999-12-31"):
+        kpi = client.get("/api/v1/kpi", params={"at": at, "year_start_month": 4}, headers=auth(eng))
+        assert kpi.status_code == 200, kpi.text
+    assert client.get("/api/v1/kpi", params={"at": "0"}, headers=auth(eng)).status_code == 422
