@@ -85,7 +85,8 @@ def crack_response(gray: np.ndarray, config: CrackSegmenterConfig = CrackSegment
     """Dark-thin-structure response (float32, (H, W)), larger = more crack-like."""
     g = cv2.GaussianBlur(gray, (config.blur_px, config.blur_px), 0) if config.blur_px > 1 else gray
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (config.blackhat_px, config.blackhat_px))
-    return cv2.morphologyEx(g.astype(np.float32), cv2.MORPH_BLACKHAT, kernel)
+    # closing - image is exact in the image's own type (uint8 morphology is several times faster)
+    return cv2.morphologyEx(g, cv2.MORPH_BLACKHAT, kernel).astype(np.float32)
 
 
 def segment_cracks(image: np.ndarray, config: CrackSegmenterConfig = CrackSegmenterConfig()) -> np.ndarray:

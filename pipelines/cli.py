@@ -578,6 +578,90 @@ def rut(
         typer.echo(f"warning: {w}", err=True)
 
 
+@app.command("cracks")
+def cracks(
+    run_dir: Annotated[Path, typer.Argument(help="Run folder with video.mp4, a GPS log and camera.json.")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder for segments.geojson and report.json.")
+    ] = Path("out/cracks"),
+    spacing: Annotated[
+        float,
+        typer.Option(
+            "--spacing-m",
+            help="Analyse one frame per this much travel (m). The lane is mapped 2-5 m ahead of each "
+            "frame, so 5 m surveys about half of it and 2.5 m all of it.",
+        ),
+    ] = 5.0,
+    clock_offset: Annotated[
+        float | None,
+        typer.Option(
+            "--clock-offset", help="Seconds to add to the video's clock to get GPS time; skips the estimate."
+        ),
+    ] = None,
+) -> None:
+    """Crack ratio (ひび割れ率, %) per 100 m segment by the MLIT 0.5 m mesh rule, with coverage, confidence.
+
+    Each analysed frame is rectified to a top view of the lane (5 mm per pixel), checked for blur
+    and exposure, segmented for cracks and cut into 0.5 m cells; each cell of the route is decided
+    once, from the frame that saw it nearest. coverage_pct is the share of the lane's cells that
+    were seen well; cells never seen are left out of the ratio, not counted as sound.
+    """
+    from dataclasses import replace as _replace
+
+    from rich.progress import Progress
+
+    from pavement.frame_plan import FramePlanConfig
+    from pipelines.cracks import CrackConfig, run_cracks
+    from pipelines.geotag import GeotagConfig
+
+    geotag_config = GeotagConfig(clock_offset_s=clock_offset)
+    geotag_config = _replace(geotag_config, plan=FramePlanConfig(spacing_m=spacing))
+    with Progress(transient=True) as bar:
+        task = bar.add_task("frames", total=None)
+        result = run_cracks(
+            run_dir,
+            out,
+            CrackConfig(geotag=geotag_config),
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    known = sum(s.crack_ratio_pct is not None for s in result.segments)
+    typer.echo(
+        f"crack ratio for {known} of {len(result.segments)} segments from {result.n_frames} frames "
+        f"({result.n_rejected} rejected) -> {result.segments_geojson}"
+    )
+    for w in result.warnings:
+        typer.echo(f"warning: {w}", err=True)
+
+
+@app.command("segment-cracks")
+def segment_cracks_command(
+    image_dir: Annotated[Path, typer.Argument(help="Folder of JPEG/PNG road images (any size).")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder for the masks (one PNG per image).")
+    ] = Path("out/masks"),
+    element: Annotated[
+        int,
+        typer.Option(
+            "--element-px",
+            help="Black-hat element in pixels: about twice the widest crack to find (17 for photos "
+            "like CrackForest, 25 for close-ups like DeepCrack).",
+        ),
+    ] = 17,
+) -> None:
+    """Crack masks of road images: one PNG per image, same width and height, 0 = background, 255 = crack.
+
+    Classical segmenter (morphological black-hat, hysteresis threshold, small components dropped).
+    Unreadable files are reported and skipped.
+    """
+    from pavement.crack_segmentation import CrackSegmenterConfig
+    from pipelines.cracks import run_segment_cracks
+
+    result = run_segment_cracks(image_dir, out, CrackSegmenterConfig(blackhat_px=element))
+    typer.echo(f"{len(result.written)} masks -> {result.out_dir}")
+    for s in result.skipped:
+        typer.echo(f"skipped: {s}", err=True)
+
+
 @app.command("calibrate-vehicle")
 def calibrate_vehicle(
     run_dir: Annotated[Path, typer.Argument(help="A run over road whose IRI is known (at least 300 m).")],

@@ -1,0 +1,113 @@
+"""The crack stage on a tiny synthetic run, the streaming accumulator, and loose-image masks."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from pavement.camera import CameraProfile
+from pavement.errors import ConfigError, InputError
+from pavement.frame_plan import FramePlanConfig
+from pipelines.cracks import CrackAccumulator, CrackConfig, run_cracks, run_segment_cracks
+from pipelines.geotag import GeotagConfig
+from tests.conftest import pavement_cli
+
+
+@pytest.fixture(scope="module")
+def cracks_out(synth_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cracks") / "OUT"
+    done = pavement_cli("cracks", str(synth_run), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def test_segments_carry_their_keys_and_crack_fields(cracks_out, synth_run):
+    feats = json.loads((cracks_out / "segments.geojson").read_text(encoding="utf-8"))["features"]
+    geotag = json.loads((cracks_out / "geotag" / "segments.geojson").read_text(encoding="utf-8"))["features"]
+    assert [f["properties"]["offset_m"] for f in feats] == [f["properties"]["offset_m"] for f in geotag]
+    for f in feats:
+        p = f["properties"]
+        assert {"route_no", "direction", "kp_km", "offset_m", "length_m", "partial"} <= p.keys()
+        assert 0.0 <= p["coverage_pct"] <= 100.0 and 0.0 <= p["confidence"] <= 1.0
+        assert p["crack_ratio_pct"] is None or 0.0 <= p["crack_ratio_pct"] <= 100.0
+    full = [f["properties"] for f in feats if not f["properties"]["partial"]]
+    assert full and all(p["coverage_pct"] > 30.0 and p["crack_ratio_pct"] is not None for p in full)
+
+
+def test_halving_the_frame_spacing_changes_the_ratio_by_less_than_2_points(cracks_out, synth_run, tmp_path):
+    # cracks_out analysed a frame every 5 m (about half of each segment seen); 2.5 m sees all of it.
+    # Each cell is decided once, so the denser cadence adds cells, not double counts.
+    config = CrackConfig(geotag=GeotagConfig(plan=FramePlanConfig(spacing_m=2.5)))
+    half = run_cracks(synth_run, tmp_path, config)
+    at_5m = json.loads((cracks_out / "segments.geojson").read_text(encoding="utf-8"))["features"]
+    pairs = [
+        (f["properties"], s)
+        for f, s in zip(at_5m, half.segments, strict=True)
+        if not f["properties"]["partial"]
+    ]
+    assert pairs
+    for p5, s25 in pairs:
+        assert s25.coverage_pct > p5["coverage_pct"] + 20.0
+        assert abs(s25.crack_ratio_pct - p5["crack_ratio_pct"]) < 2.0
+
+
+def test_report_says_what_was_measured(cracks_out):
+    report = json.loads((cracks_out / "report.json").read_text(encoding="utf-8"))
+    assert report["stage"] == "cracks" and report["frames"] > 10
+    assert report["top_view"]["metres_per_px"] == 0.005
+    assert report["camera_mount"]["refined"] is False
+
+
+def test_accumulator_keeps_a_few_numbers_per_frame(synth_run, tmp_path):
+    camera = CameraProfile.from_dict(json.loads((synth_run / "camera.json").read_text(encoding="utf-8")))
+    acc = CrackAccumulator(camera, (320, 180))
+    cells = acc.push(0, np.full((180, 320, 3), 100, np.uint8))
+    assert cells.crack_count.size <= 100 and not cells.seen.any()  # a flat grey frame: rejected
+    assert acc.rejected == {"blur": 1}
+    with pytest.raises(ConfigError):
+        acc.push(1, np.zeros((720, 1280, 3), np.uint8))
+
+
+def test_a_segmenter_drops_in(synth_run, tmp_path):
+    calls = []
+
+    def everything_is_a_crack(image):
+        calls.append(image.shape)
+        return np.full(image.shape[:2], 255, np.uint8)
+
+    result = run_cracks(synth_run, tmp_path, segmenter=everything_is_a_crack)
+    assert calls
+    measured = [s for s in result.segments if s.crack_ratio_pct is not None]
+    assert measured and all(s.crack_ratio_pct == pytest.approx(60.0) for s in measured)  # 0.15 / 0.25
+
+
+def test_run_without_camera_is_refused(synth_run, tmp_path):
+    run = tmp_path / "RUN"
+    run.mkdir()
+    for name in ("video.mp4", "gps.csv"):
+        (run / name).symlink_to(synth_run / name)
+    with pytest.raises(InputError, match=r"camera\.json"):
+        run_cracks(run, tmp_path / "out")
+
+
+def test_segment_cracks_writes_one_mask_per_image(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    img = np.full((120, 160, 3), 120, np.uint8)
+    cv2.line(img, (10, 60), (150, 70), (30, 30, 30), 2)
+    cv2.imwrite(str(images / "a.jpg"), img)
+    cv2.imwrite(str(images / "b.png"), img[:100, :90])
+    (images / "broken.jpg").write_bytes(b"not an image")
+    done = pavement_cli("segment-cracks", str(images), "--out", str(tmp_path / "masks"))
+    assert done.returncode == 0, done.stderr
+    assert "broken.jpg" in done.stderr
+    a = cv2.imread(str(tmp_path / "masks" / "a.png"), cv2.IMREAD_UNCHANGED)
+    b = cv2.imread(str(tmp_path / "masks" / "b.png"), cv2.IMREAD_UNCHANGED)
+    assert a.shape == (120, 160) and b.shape == (100, 90)
+    assert set(np.unique(a)) <= {0, 255} and a[55:75].max() == 255
+
+
+def test_segment_cracks_needs_images(tmp_path):
+    with pytest.raises(InputError):
+        run_segment_cracks(tmp_path, tmp_path / "masks")
