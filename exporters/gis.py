@@ -40,6 +40,7 @@ class SegmentRecord:
     partial: bool
     crack_ratio_pct: float | None
     coverage_pct: float | None
+    crack_confidence: float | None
     rut_depth_mm: float | None
     rut_depth_max_mm: float | None
     rut_uncertainty_mm: float | None
@@ -65,6 +66,7 @@ SHAPEFILE_NAMES = {
     "segment_id": "seg_id",
     "crack_ratio_pct": "crack_pct",
     "coverage_pct": "cover_pct",
+    "crack_confidence": "crack_conf",
     "rut_depth_mm": "rut_mm",
     "rut_depth_max_mm": "rut_max_mm",
     "rut_uncertainty_mm": "rut_sd_mm",
@@ -102,6 +104,7 @@ def segments_to_records(segments: list[Segment]) -> list[SegmentRecord]:
                 partial=seg.partial,
                 crack_ratio_pct=_clean(m.crack_ratio_pct, 1),
                 coverage_pct=_clean(m.coverage_pct, 1),
+                crack_confidence=_clean(m.crack_confidence, 3),
                 rut_depth_mm=_clean(m.rut_depth_mm, 1),
                 rut_depth_max_mm=_clean(m.rut_depth_max_mm, 1),
                 rut_uncertainty_mm=_clean(m.rut_uncertainty_mm, 1),

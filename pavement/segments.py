@@ -94,7 +94,8 @@ class SegmentMetrics:
     pothole_count: int = 0
     mci: float | None = None
     category: Category | None = None
-    coverage_pct: float | None = None
+    coverage_pct: float | None = None  # share of the lane's 0.5 m cells seen well (crack ratio)
+    crack_confidence: float | None = None  # 0-1: how well the surveyed cells were seen
 
 
 @dataclass(frozen=True)

@@ -3,22 +3,22 @@
 ``run_process(run_dir, out_dir, config)`` decodes the video once, streaming (memory does not grow
 with the video's length). Each frame is measured for the road-plane flow (the clock alignment and
 the distance travelled); the frames the plan picks on the way (one every 5 m by that distance) go
-straight to the damage detector, and the best-looking frame of every 50 m is kept, compressed,
-for the album. After the pass:
+to an analysis thread: damage detector, crack mesh (``pipelines.cracks``), and the best-looking
+frame of every 50 m, privacy-masked and compressed, for the album. After the pass:
 
 1. geotag (``pipelines.geotag``): clock, track, 距離標, 100 m segments, for the frames picked;
 2. potholes placed on the road and merged across frames (``pavement.potholes``);
 3. IRI per segment from ``accel.csv`` (``pavement.ride``; default vehicle unless calibrated);
 4. わだち掘れ量 per segment from the phone's depth maps when the run has ``depth/``; from the
    video's rut bursts only with ``rut_video`` (experimental: ``pavement rut``);
-5. exports: segments.geojson / .csv / .gpkg / .kml, form_a.xlsx (様式A), album.xlsx (画像集,
+5. ひび割れ率, coverage and confidence per segment: each 0.5 m cell of the lane decided once;
+   then 診断区分 and MCI (where the crack ratio is known);
+6. exports: segments.geojson / .csv / .gpkg / .kml, form_a.xlsx (様式A), album.xlsx (画像集,
    privacy-masked), frames/ (the album's frames), kpi.json, map.html, potholes.geojson,
    detections.json, report.json.
 
 Everything is written into a temporary folder beside ``out_dir`` that replaces ``out_dir`` only
 when the run is complete: a failed run leaves nothing that looks finished.
-
-Not yet measured (left blank, never guessed): ひび割れ率 (issue 5); the 診断区分 and MCI need it.
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ import logging
 import os
 import shutil
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,10 +46,11 @@ from exporters.kpi import kpi_to_json, segments_to_kpi
 from exporters.web_map import write_web_map
 from pavement.camera import CameraProfile
 from pavement.detections import DamageClass, Detections
-from pavement.diagnosis import GENERAL_ROAD, DiagnosisThresholds
+from pavement.diagnosis import GENERAL_ROAD, DiagnosisThresholds, diagnose
 from pavement.errors import ExportError
 from pavement.frame_plan import NO_BURST, OdometryPlanner
 from pavement.geodesy import PlaneProjection
+from pavement.mci import mci, sigma_from_iri
 from pavement.potholes import Pothole, PotholeSighting, box_ground_points, merge_sightings, place_on_plane
 from pavement.ride import IriEstimate
 from pavement.rut_profile import SegmentRut, TransverseProfile
@@ -55,6 +58,7 @@ from pavement.rut_video import burst_profile
 from pavement.segments import Segment, SegmentMetrics
 from pavement.track import FramePose
 from pipelines.accel_io import read_accel_csv
+from pipelines.cracks import CrackAccumulator, CrackConfig
 from pipelines.detect import DEFAULT_MODEL, DetectorConfig, detections_to_json, load_detector
 from pipelines.geotag import (
     GeotagConfig,
@@ -92,6 +96,8 @@ class ProcessConfig:
     album_window_m: float = 50.0  # keep the best frame of every this much travel for the album
     album_frames_per_segment: int = 2
     album_width_px: int = 1280  # album frames are kept and written at most this wide
+    measure_cracks: bool = True  # ひび割れ率 on the planned frames (needs camera.json)
+    cracks: CrackConfig = field(default_factory=CrackConfig)
     privacy: bool = True  # blur faces and licence plates in every image written
 
 
@@ -106,7 +112,8 @@ class ProcessResult:
 
 @dataclass
 class _Candidate:
-    """The album's candidate for one stretch of road: the frame with the most detected damage."""
+    """The album's candidate for one stretch of road: the frame with the most detected damage,
+    reduced to the album's width, privacy-masked and JPEG-compressed."""
 
     frame_index: int
     score: float
@@ -121,21 +128,30 @@ class _Stream:
     motion: VideoMotion | None
     selection: dict[int, int]
     detections: dict[int, Detections]
-    candidates: dict[int, _Candidate]
+    candidates: dict[int, _Candidate]  # album window -> its best frame, masked
+    cracks: CrackAccumulator | None
     profiles: dict[int, TransverseProfile]  # first frame of a rut burst -> its profile (chainage 0)
     burst_blank: int
     model_name: str | None
     distance_m: float
 
 
-def _jpeg(image: np.ndarray, max_width_px: int) -> bytes:
-    h, w = image.shape[:2]
-    if w > max_width_px:
-        image = cv2.resize(image, (max_width_px, round(h * max_width_px / w)), interpolation=cv2.INTER_AREA)
+def _jpeg(image: np.ndarray) -> bytes:
     ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 88])
     if not ok:
         raise ExportError("JPEG encoding failed")
     return buf.tobytes()
+
+
+def _shrink(image: np.ndarray, max_width_px: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    if w <= max_width_px:
+        return image
+    return cv2.resize(image, (max_width_px, round(h * max_width_px / w)), interpolation=cv2.INTER_AREA)
+
+
+#: batches handed to the analysis thread and not yet collected; bounds the frames held in memory
+_MAX_IN_FLIGHT = 2
 
 
 def _stream(
@@ -147,27 +163,53 @@ def _stream(
 ) -> _Stream:
     """Decode the video once: road flow of every frame (for the clock), the frame plan by distance
     (the GPS speed by the video's nominal clock; the flow where that is unknown), damage detection
-    on the planned frames, album candidates, and (``rut_video``) the bursts' profiles."""
+    and the crack mesh on the planned frames, album candidates (privacy-masked as soon as their
+    50 m window closes), and (``rut_video``) the bursts' profiles.
+
+    Two threads share the work: this one decodes and measures the flow of every frame; an analysis
+    thread takes the planned frames in batches (detection, cracks, masking; ONNX Runtime and OpenCV
+    release the GIL), so the decoder's threads and the models keep both cores busy. At most
+    ``_MAX_IN_FLIGHT`` batches wait, so memory does not grow with the video."""
     info = probe_video(video)
     recorder = MotionRecorder(camera, info, config.geotag.max_video_width_px) if camera is not None else None
     planner = OdometryPlanner(config.geotag.plan)
     detector = load_detector(config.model_path, config.detector) if config.detect else None
-    detections: dict[int, Detections] = {}
-    candidates: dict[int, _Candidate] = {}
-    batch: list[tuple[int, float, np.ndarray]] = []  # (frame index, distance, BGR)
-    burst: list[tuple[int, float, np.ndarray]] = []  # (frame index, distance, grey)
-    profiles: dict[int, TransverseProfile] = {}
-    burst_blank = 0
+    masker = load_privacy_masker() if config.privacy else None
     cam_full = (
         CameraProfile(camera.intrinsics.scaled(info.width_px, info.height_px), camera.mount, camera.name)
         if camera
         else None
     )
+    cracks = (
+        CrackAccumulator(cam_full, (info.width_px, info.height_px), config.cracks)
+        if config.measure_cracks and cam_full is not None
+        else None
+    )
     video_rut = config.rut_video and cam_full is not None and info.width_px >= config.rut.min_video_width_px
+    detections: dict[int, Detections] = {}
+    candidates: dict[int, Future[_Candidate]] = {}  # album window -> its masked frame
+    batch: list[tuple[int, float, np.ndarray]] = []  # (frame index, distance, BGR)
+    in_flight: deque[Future] = deque()
+    pending: list = [-1, None]  # [album window, (frame index, score, BGR) of its best frame so far]
+    burst: list[tuple[int, float, np.ndarray]] = []  # (frame index, distance, grey)
+    profiles: dict[int, TransverseProfile] = {}
+    burst_blank = 0
 
-    def flush() -> None:
-        found = detector.detect_batch([img for _, _, img in batch]) if detector else [None] * len(batch)
-        for (i, dist, img), dets in zip(batch, found, strict=True):
+    def analyse(frames: list[tuple[int, float, np.ndarray]]) -> list[Detections | None]:
+        """Analysis thread: damage boxes and the crack mesh of one batch."""
+        found = detector.detect_batch([img for _, _, img in frames]) if detector else [None] * len(frames)
+        if cracks is not None:
+            for i, _, img in frames:
+                cracks.push(i, img)
+        return found
+
+    def album_candidate(i: int, score: float, image: np.ndarray) -> _Candidate:
+        """Analysis thread: the album's copy of a frame, reduced, masked, compressed."""
+        image = _shrink(image, config.album_width_px)
+        return _Candidate(i, score, _jpeg(masker.mask(image) if masker is not None else image))
+
+    def collect(frames: list[tuple[int, float, np.ndarray]], found: list[Detections | None]) -> None:
+        for (i, dist, img), dets in zip(frames, found, strict=True):
             score = 0.0
             if dets is not None:
                 detections[i] = dets
@@ -177,15 +219,19 @@ def _stream(
                 keep_pending()
                 pending[:] = [window, None]
             if pending[1] is None or score > pending[1][1]:
-                pending[1] = (i, score, img)  # the raw frame; compressed once the window closes
-        batch.clear()
-
-    pending: list = [-1, None]  # [album window, (frame index, score, BGR) of its best frame so far]
+                pending[1] = (i, score, img)
 
     def keep_pending() -> None:
         if pending[1] is not None:
-            i, score, img = pending[1]
-            candidates[pending[0]] = _Candidate(i, score, _jpeg(img, config.album_width_px))
+            candidates[pending[0]] = pool.submit(album_candidate, *pending[1])
+
+    def submit() -> None:
+        frames = list(batch)
+        batch.clear()
+        in_flight.append((frames, pool.submit(analyse, frames)))
+        while in_flight and (len(in_flight) > _MAX_IN_FLIGHT or in_flight[0][1].done()):
+            done_frames, future = in_flight.popleft()
+            collect(done_frames, future.result())
 
     def measure_burst() -> None:
         nonlocal burst_blank
@@ -201,27 +247,37 @@ def _stream(
         burst.clear()
 
     t_prev = 0.0
-    for i, t, frame in decode_frames(video):
-        step = recorder.push(frame, t) if recorder is not None else None
-        speed = gps_speed(t) if gps_speed is not None else float("nan")
-        chosen = planner.push(t, speed * (t - t_prev) if np.isfinite(speed) else step)
-        t_prev = t
-        if planner.spaced:  # damage is looked for on the spaced frames; bursts only add parallax
-            batch.append((i, planner.distance_m, frame.to_ndarray(format="bgr24")))
-            if len(batch) >= config.detector.batch_size:
-                flush()
-        if video_rut:
-            if chosen is not None and chosen != NO_BURST:
-                if burst and planner.selection.get(burst[0][0]) != chosen:
-                    measure_burst()
-                burst.append((i, planner.distance_m, frame.to_ndarray(format="gray")))
-                if len(burst) == config.geotag.plan.burst_frames:
-                    measure_burst()
-        if progress is not None and i % 15 == 0:
-            progress("video", i + 1, info.n_frames_expected, planner.distance_m / 1000)
-    if batch:
-        flush()
-    keep_pending()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="analyse") as pool:
+        try:
+            for i, t, frame in decode_frames(video):
+                step = recorder.push(frame, t) if recorder is not None else None
+                speed = gps_speed(t) if gps_speed is not None else float("nan")
+                chosen = planner.push(t, speed * (t - t_prev) if np.isfinite(speed) else step)
+                t_prev = t
+                if planner.spaced:  # damage and cracks are looked for on the spaced frames
+                    batch.append((i, planner.distance_m, frame.to_ndarray(format="bgr24")))
+                    if len(batch) >= config.detector.batch_size:
+                        submit()
+                if video_rut:
+                    if chosen is not None and chosen != NO_BURST:
+                        if burst and planner.selection.get(burst[0][0]) != chosen:
+                            measure_burst()
+                        burst.append((i, planner.distance_m, frame.to_ndarray(format="gray")))
+                        if len(burst) == config.geotag.plan.burst_frames:
+                            measure_burst()
+                if progress is not None and i % 15 == 0:
+                    progress("video", i + 1, info.n_frames_expected, planner.distance_m / 1000)
+            if batch:
+                submit()
+            while in_flight:
+                done_frames, future = in_flight.popleft()
+                collect(done_frames, future.result())
+            keep_pending()
+            kept = {window: future.result() for window, future in candidates.items()}
+        except BaseException:
+            for _, future in in_flight:
+                future.cancel()
+            raise
     if progress is not None:
         progress("video", info.n_frames_expected, info.n_frames_expected, planner.distance_m / 1000)
     return _Stream(
@@ -229,7 +285,8 @@ def _stream(
         recorder.finish() if recorder is not None else None,
         dict(planner.selection),
         detections,
-        candidates,
+        kept,
+        cracks,
         profiles,
         burst_blank,
         detector.name if detector else None,
@@ -396,6 +453,18 @@ def _process(
     ruts, rut_sources = _rut(run_dir, geo, camera, stream, config, warnings)
     stage_s["rut"] = time.perf_counter() - t0
 
+    t0 = time.perf_counter()
+    cracks = stream.cracks.finish(geo) if stream.cracks is not None else None
+    if cracks is None:
+        warnings.append("no camera.json: ひび割れ率 cannot be measured (the road view needs the camera)")
+    elif stream.cracks.rejected:
+        rejected = stream.cracks.rejected
+        warnings.append(
+            f"{sum(rejected.values())} of {len(stream.cracks.frames)} frames rejected for the crack ratio "
+            f"({', '.join(f'{k}: {v}' for k, v in sorted(rejected.items()))}); their cells are not surveyed"
+        )
+    stage_s["cracks"] = time.perf_counter() - t0
+
     hole_count = _count_potholes(geo, potholes, projection)
     by_segment = _segment_of_frame(geo)
     album: dict[int, list[_Candidate]] = {}
@@ -407,19 +476,30 @@ def _process(
         chosen = sorted(album.get(n, []), key=lambda c: (-c.score, c.frame_index))
         album[n] = sorted(chosen[: config.album_frames_per_segment], key=lambda c: c.frame_index)
         rut = ruts[n] if ruts else None
-        metrics = SegmentMetrics(
-            iri_mm_per_m=iri[n].iri_mm_per_m if iri[n] is not None else None,
-            iri_uncertainty_mm_per_m=iri[n].uncertainty_mm_per_m if iri[n] is not None else None,
-            rut_depth_mm=rut.rut_depth_mm if rut else None,
-            rut_depth_max_mm=rut.rut_depth_max_mm if rut else None,
-            rut_uncertainty_mm=rut.sigma_mm if rut and rut.rut_depth_mm is not None else None,
-            pothole_count=hole_count[n],
+        crack = cracks[n] if cracks else None
+        metrics = _diagnosed(
+            SegmentMetrics(
+                crack_ratio_pct=crack.crack_ratio_pct if crack else None,
+                coverage_pct=crack.coverage_pct if crack else None,
+                crack_confidence=crack.confidence if crack and crack.crack_ratio_pct is not None else None,
+                iri_mm_per_m=iri[n].iri_mm_per_m if iri[n] is not None else None,
+                iri_uncertainty_mm_per_m=iri[n].uncertainty_mm_per_m if iri[n] is not None else None,
+                rut_depth_mm=rut.rut_depth_mm if rut else None,
+                rut_depth_max_mm=rut.rut_depth_max_mm if rut else None,
+                rut_uncertainty_mm=rut.sigma_mm if rut and rut.rut_depth_mm is not None else None,
+                pothole_count=hole_count[n],
+            ),
+            config.thresholds,
         )
         segments.append(
             replace(rs.segment, metrics=metrics, representative_frames=tuple(c.frame_index for c in album[n]))
         )
-    if segments:
-        warnings.append("ひび割れ率 is not measured yet (issue 5): 診断区分 and MCI left blank")
+    blank = sum(s.metrics.crack_ratio_pct is None for s in segments)
+    if segments and blank:
+        warnings.append(
+            f"ひび割れ率 not measured on {blank} of {len(segments)} segments (too little of the lane seen "
+            "well): their 診断区分 and MCI are left blank"
+        )
 
     t0 = time.perf_counter()
     photos = _write_album(
@@ -501,6 +581,20 @@ def _process(
     return ProcessResult(out, tuple(segments), len(potholes), out / "report.json", tuple(warnings))
 
 
+def _diagnosed(metrics: SegmentMetrics, thresholds: DiagnosisThresholds) -> SegmentMetrics:
+    """診断区分 (the worst of the known indicators) and MCI, both only where the crack ratio, the
+    indicator engineers act on first, is known: without it a 区分 would understate the damage.
+    MCI needs the rut depth too (sigma from the IRI where known)."""
+    if metrics.crack_ratio_pct is None:
+        return metrics
+    category = diagnose(metrics.crack_ratio_pct, metrics.rut_depth_mm, metrics.iri_mm_per_m, thresholds)
+    value = None
+    if metrics.rut_depth_mm is not None:
+        sigma = sigma_from_iri(metrics.iri_mm_per_m) if metrics.iri_mm_per_m is not None else None
+        value = mci(metrics.crack_ratio_pct, metrics.rut_depth_mm, sigma).value
+    return replace(metrics, category=category, mci=value)
+
+
 def _count_potholes(
     geo: GeotagResult, potholes: list[Pothole], projection: PlaneProjection | None
 ) -> list[int]:
@@ -569,7 +663,6 @@ def _write_album(
     """album.xlsx (画像集) and frames/<index>.jpg: each segment's representative frames with the
     damage boxes drawn, faces and licence plates blurred before anything is written. Returns the
     photo numbers per segment for 様式A."""
-    masker = load_privacy_masker() if config.privacy else None
     routes = geo.ledger.routes if geo.ledger else ()
     sections = segments_to_album(
         segments,
@@ -582,14 +675,16 @@ def _write_album(
     )
     frames_dir = out / "frames"
     frames_dir.mkdir()
-    images: dict[int, np.ndarray] = {}
-    for cands in album.values():
-        for cand in cands:
-            image = cv2.imdecode(np.frombuffer(cand.jpeg, np.uint8), cv2.IMREAD_COLOR)
-            image = masker.mask(image) if masker is not None else image
-            images[cand.frame_index] = image
-            dets = detections.get(cand.frame_index) if detections else None
-            jpeg = album_jpeg(image, dets, width_px=image.shape[1], detections_width_px=video_width_px)
-            (frames_dir / f"{cand.frame_index}.jpg").write_bytes(jpeg)
-    write_album_xlsx(sections, images, out / "album.xlsx", detections_width_px=video_width_px)
+
+    def images():
+        """The album's frames one at a time (masked in the stream), each also saved to frames/."""
+        for cands in album.values():
+            for cand in cands:
+                image = cv2.imdecode(np.frombuffer(cand.jpeg, np.uint8), cv2.IMREAD_COLOR)
+                dets = detections.get(cand.frame_index) if detections else None
+                jpeg = album_jpeg(image, dets, width_px=image.shape[1], detections_width_px=video_width_px)
+                (frames_dir / f"{cand.frame_index}.jpg").write_bytes(jpeg)
+                yield cand.frame_index, image
+
+    write_album_xlsx(sections, images(), out / "album.xlsx", detections_width_px=video_width_px)
     return album_photo_frames(sections)
