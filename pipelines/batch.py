@@ -292,6 +292,37 @@ def _run_ray(
     return [o for o in outcomes if o is not None]
 
 
+def _process_task(run_dir: Path, out_dir: Path, config: ProcessConfig):
+    """A Ray task: ``run_process`` after removing what a killed earlier attempt left."""
+    from pipelines.process import run_process
+
+    _remove_leftovers(out_dir)
+    return run_process(run_dir, out_dir, config)
+
+
+def ray_process_function(batch: BatchConfig = BatchConfig(engine=Engine.RAY)) -> ProcessFunction:
+    """A stand-in for ``run_process(run_dir, out_dir, config, progress)`` that runs the job as one
+    Ray task on ``batch.address`` (retried when its worker dies) and waits for its result: how a
+    service worker hands its jobs to a cluster. ``progress`` is not called (the task's progress
+    stays on the cluster); a ``PavementError`` raised by the job is raised here as it is."""
+
+    def process(run_dir: Path, out_dir: Path, config: ProcessConfig, progress=None):
+        ray = import_ray()
+        if not ray.is_initialized():
+            ray.init(address=batch.address, logging_level=logging.WARNING)
+        task = ray.remote(
+            num_cpus=batch.cpus_per_run, num_gpus=batch.gpus_per_run, max_retries=batch.max_retries
+        )(_process_task)
+        try:
+            return ray.get(task.remote(Path(run_dir).absolute(), Path(out_dir).absolute(), config))
+        except ray.exceptions.RayTaskError as exc:
+            if isinstance(exc.cause, PavementError):  # the job's own message, not Ray's wrapper
+                raise exc.cause from None
+            raise
+
+    return process
+
+
 def _write_report(
     out_dir: Path, batch: BatchConfig, outcomes: list[RunOutcome], started_utc: datetime, wall_s: float
 ) -> Path:

@@ -1,6 +1,7 @@
 """``pavement batch`` on three tiny synthetic runs and a corrupt one: the local process pool and a
 Ray cluster started on this machine give the same segments; a failed run is reported while the
-others complete; a Ray worker killed half-way through a run is replaced and the run done once."""
+others complete; a Ray worker killed half-way through a run is replaced and the run done once; a
+service job handed to Ray gives the local result."""
 
 from __future__ import annotations
 
@@ -12,8 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from pavement.errors import ConfigError
-from pipelines.batch import BatchConfig, Engine, plan_outputs, process_run, run_batch
+from pavement.errors import ConfigError, VideoUnreadable
+from pipelines.batch import (
+    BatchConfig,
+    Engine,
+    plan_outputs,
+    process_run,
+    ray_process_function,
+    run_batch,
+)
 from pipelines.process import ProcessConfig, run_process
 from pipelines.synth import SynthConfig, run_synth
 from tests.conftest import pavement_cli
@@ -167,21 +175,25 @@ def dies_once(run_dir: Path, out_dir: Path, config: ProcessConfig):
     return run_process(run_dir, out_dir, config, progress)
 
 
-def test_killed_ray_worker_is_retried_without_duplicates(runs, local_batch, tmp_path):
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A Ray cluster on this machine, in this process, shared by the tests below."""
     ray = pytest.importorskip("ray", reason="the 'cluster' extra (ray) is not installed")
+    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=128 * 1024**2)
+    yield ray
+    ray.shutdown()
+
+
+def test_killed_ray_worker_is_retried_without_duplicates(runs, local_batch, ray_cluster, tmp_path):
     _, local_out = local_batch
     work = tmp_path / "runs"
     shutil.copytree(runs, work, ignore=shutil.ignore_patterns("BAD"))  # a marker per test run
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=128 * 1024**2)
-    try:
-        result = run_batch(
-            [work / n for n in RUNS],
-            tmp_path / "out",
-            batch=BatchConfig(engine=Engine.RAY, workers=2, max_retries=2),
-            process=dies_once,
-        )
-    finally:
-        ray.shutdown()
+    result = run_batch(
+        [work / n for n in RUNS],
+        tmp_path / "out",
+        batch=BatchConfig(engine=Engine.RAY, workers=2, max_retries=2),
+        process=dies_once,
+    )
     assert (work / f"killed-{RUNS[0]}").exists()  # the first attempt did die
     assert all(o.ok for o in result.outcomes), [o.error for o in result.outcomes]
     killed = result.outcomes[0]
@@ -189,3 +201,13 @@ def test_killed_ray_worker_is_retried_without_duplicates(runs, local_batch, tmp_
     assert sorted(p.name for p in result.out_dir.iterdir()) == sorted([*RUNS, "batch_report.json"])
     for name in RUNS:
         assert _segments(result.out_dir / name) == _segments(local_out / name), name
+
+
+def test_a_service_job_handed_to_ray_gives_the_local_result(runs, local_batch, ray_cluster, tmp_path):
+    _, local_out = local_batch
+    process = ray_process_function()
+    result = process(runs / RUNS[1], tmp_path / "job", ProcessConfig(), None)
+    assert _segments(tmp_path / "job") == _segments(local_out / RUNS[1])
+    assert len(result.segments) == len(_segments(tmp_path / "job"))
+    with pytest.raises(VideoUnreadable):  # the job's own error, not Ray's wrapper
+        process(runs / "BAD", tmp_path / "bad", ProcessConfig(), None)
