@@ -579,7 +579,10 @@ def main(argv: list[str] | None = None) -> int:
             "synthetic frames are rendered at --render-scale of the video size and upscaled: crack ratio, "
             "rut depth and potholes are scored on blurrier images than a phone's (IRI, from the "
             "accelerometer, is unaffected), and the video's bitrate is lower than a phone's, so decoding "
-            "is at the fast end and the ratio if anything pessimistic",
+            "is at the fast end and the ratio if anything pessimistic. The crack ratio suffers most (the "
+            "quality gate rejects most blurred 720p frames, hence the low coverage; the segmenter misses "
+            "fine cracks); its accuracy on fully rendered runs is in eval/results/crack_ratio.md, and the "
+            "区分 agreement here follows the crack ratio",
             f"IRI with --vehicle {args.vehicle}: the synthetic car's gain from eval/results/iri.json "
             "(a real car is calibrated once with `pavement calibrate-vehicle`; uncalibrated, the default "
             "model reads low)"

@@ -322,8 +322,17 @@ def process(
         ),
     ] = None,
     spacing: Annotated[
-        float, typer.Option("--spacing-m", help="Analyse one frame per this much travel (m).")
+        float,
+        typer.Option("--spacing-m", help="Analyse one frame per this much travel (m) for the crack ratio."),
     ] = 5.0,
+    detect_every: Annotated[
+        float,
+        typer.Option(
+            "--detect-every-m",
+            help="Run the damage detector on one analysed frame per this much travel (m); a pothole is in "
+            "view 3-25 m ahead, so 10 m still sees it twice. Lower it for more sightings, at ~0.1 s a frame.",
+        ),
+    ] = 10.0,
     depth: Annotated[
         Path | None,
         typer.Option("--depth", help="Folder of phone depth maps for rut depth (default: RUN_DIR/depth)."),
@@ -336,6 +345,10 @@ def process(
             "needs 1280 px wide, high-bitrate video).",
         ),
     ] = False,
+    album_frames: Annotated[
+        int,
+        typer.Option("--album-frames", min=1, max=5, help="Photos per 100 m segment in the 画像集 (album)."),
+    ] = 1,
     no_privacy: Annotated[
         bool,
         typer.Option(
@@ -364,6 +377,8 @@ def process(
         detector=detector,
         model_path=model or DEFAULT_MODEL,
         detect=not no_detect,
+        detect_every_m=detect_every,
+        album_frames_per_segment=album_frames,
         vehicle_gain=VehicleCalibration.read(vehicle).gain if vehicle else 1.0,
         rut=RutConfig(depth_dir=depth),
         rut_video=rut_video,
@@ -387,8 +402,12 @@ def process(
             )
 
         result = run_process(run_dir, out, config, on_progress)
-    known = sum(s.metrics.iri_mm_per_m is not None for s in result.segments)
-    typer.echo(f"{len(result.segments)} segments ({known} with IRI), {result.potholes} potholes")
+    iri = sum(s.metrics.iri_mm_per_m is not None for s in result.segments)
+    crack = sum(s.metrics.crack_ratio_pct is not None for s in result.segments)
+    typer.echo(
+        f"{len(result.segments)} segments ({crack} with ひび割れ率, {iri} with IRI), "
+        f"{result.potholes} potholes"
+    )
     for w in result.warnings:
         typer.echo(f"note: {w}", err=True)
     typer.echo(

@@ -3,8 +3,8 @@
 ``run_process(run_dir, out_dir, config)`` decodes the video once, streaming (memory does not grow
 with the video's length). Each frame is measured for the road-plane flow (the clock alignment and
 the distance travelled); the frames the plan picks on the way (one every 5 m by that distance) go
-to an analysis thread: damage detector, crack mesh (``pipelines.cracks``), and the best-looking
-frame of every 50 m, privacy-masked and compressed, for the album. After the pass:
+to an analysis thread: crack mesh (``pipelines.cracks``) on each, the damage detector on one every
+10 m, and the best-looking frame of every 50 m is kept, compressed, for the album. After the pass:
 
 1. geotag (``pipelines.geotag``): clock, track, 距離標, 100 m segments, for the frames picked;
 2. potholes placed on the road and merged across frames (``pavement.potholes``);
@@ -13,9 +13,9 @@ frame of every 50 m, privacy-masked and compressed, for the album. After the pas
    video's rut bursts only with ``rut_video`` (experimental: ``pavement rut``);
 5. ひび割れ率, coverage and confidence per segment: each 0.5 m cell of the lane decided once;
    then 診断区分 and MCI (where the crack ratio is known);
-6. exports: segments.geojson / .csv / .gpkg / .kml, form_a.xlsx (様式A), album.xlsx (画像集,
-   privacy-masked), frames/ (the album's frames), kpi.json, map.html, potholes.geojson,
-   detections.json, report.json.
+6. exports: segments.geojson / .csv / .gpkg / .kml, form_a.xlsx (様式A), album.xlsx (画像集; the
+   frames it shows are privacy-masked first, two at a time), frames/ (the album's frames),
+   kpi.json, map.html, potholes.geojson, detections.json, report.json.
 
 Everything is written into a temporary folder beside ``out_dir`` that replaces ``out_dir`` only
 when the run is complete: a failed run leaves nothing that looks finished.
@@ -47,7 +47,7 @@ from exporters.web_map import write_web_map
 from pavement.camera import CameraProfile
 from pavement.detections import DamageClass, Detections
 from pavement.diagnosis import GENERAL_ROAD, DiagnosisThresholds, diagnose
-from pavement.errors import ExportError
+from pavement.errors import ConfigError, ExportError
 from pavement.frame_plan import NO_BURST, OdometryPlanner
 from pavement.geodesy import PlaneProjection
 from pavement.mci import mci, sigma_from_iri
@@ -86,6 +86,9 @@ class ProcessConfig:
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     model_path: Path = DEFAULT_MODEL
     detect: bool = True
+    # The damage detector looks at one planned frame per this much travel (the crack mesh at every
+    # one): a pothole is in view from ~3 to 25 m ahead, so it is still seen in two or more frames.
+    detect_every_m: float = 10.0
     thresholds: DiagnosisThresholds = GENERAL_ROAD
     form: FormContext = field(default_factory=FormContext)
     vehicle_gain: float = 1.0  # from `pavement calibrate-vehicle`; 1.0 = uncalibrated default car
@@ -94,11 +97,20 @@ class ProcessConfig:
     rut: RutConfig = field(default_factory=RutConfig)
     rut_video: bool = False  # rut depth from the video's bursts (experimental, ~10 s per burst)
     album_window_m: float = 50.0  # keep the best frame of every this much travel for the album
-    album_frames_per_segment: int = 2
+    # The 画像集 shows the frame with the most damage of each segment (様式A has one photo number a
+    # row); more cost ~0.3 s each on 2 cores, for the privacy masking.
+    album_frames_per_segment: int = 1
     album_width_px: int = 1280  # album frames are kept and written at most this wide
     measure_cracks: bool = True  # ひび割れ率 on the planned frames (needs camera.json)
     cracks: CrackConfig = field(default_factory=CrackConfig)
     privacy: bool = True  # blur faces and licence plates in every image written
+
+    def __post_init__(self) -> None:
+        if not self.detect_every_m > 0 or not self.album_window_m > 0:
+            raise ConfigError(
+                f"detect_every_m ({self.detect_every_m}) and album_window_m ({self.album_window_m}) "
+                "must be > 0"
+            )
 
 
 @dataclass(frozen=True)
@@ -113,7 +125,8 @@ class ProcessResult:
 @dataclass
 class _Candidate:
     """The album's candidate for one stretch of road: the frame with the most detected damage,
-    reduced to the album's width, privacy-masked and JPEG-compressed."""
+    reduced to the album's width and JPEG-compressed (not masked yet: only the frames the album
+    shows are, before anything is written)."""
 
     frame_index: int
     score: float
@@ -128,7 +141,7 @@ class _Stream:
     motion: VideoMotion | None
     selection: dict[int, int]
     detections: dict[int, Detections]
-    candidates: dict[int, _Candidate]  # album window -> its best frame, masked
+    candidates: dict[int, _Candidate]  # album window -> its best frame
     cracks: CrackAccumulator | None
     profiles: dict[int, TransverseProfile]  # first frame of a rut burst -> its profile (chainage 0)
     burst_blank: int
@@ -163,18 +176,17 @@ def _stream(
 ) -> _Stream:
     """Decode the video once: road flow of every frame (for the clock), the frame plan by distance
     (the GPS speed by the video's nominal clock; the flow where that is unknown), damage detection
-    and the crack mesh on the planned frames, album candidates (privacy-masked as soon as their
-    50 m window closes), and (``rut_video``) the bursts' profiles.
+    and the crack mesh on the planned frames, album candidates (the best frame of each 50 m), and
+    (``rut_video``) the bursts' profiles.
 
     Two threads share the work: this one decodes and measures the flow of every frame; an analysis
-    thread takes the planned frames in batches (detection, cracks, masking; ONNX Runtime and OpenCV
+    thread takes the planned frames in batches (detection, cracks; ONNX Runtime and OpenCV
     release the GIL), so the decoder's threads and the models keep both cores busy. At most
     ``_MAX_IN_FLIGHT`` batches wait, so memory does not grow with the video."""
     info = probe_video(video)
     recorder = MotionRecorder(camera, info, config.geotag.max_video_width_px) if camera is not None else None
     planner = OdometryPlanner(config.geotag.plan)
     detector = load_detector(config.model_path, config.detector) if config.detect else None
-    masker = load_privacy_masker() if config.privacy else None
     cam_full = (
         CameraProfile(camera.intrinsics.scaled(info.width_px, info.height_px), camera.mount, camera.name)
         if camera
@@ -187,29 +199,32 @@ def _stream(
     )
     video_rut = config.rut_video and cam_full is not None and info.width_px >= config.rut.min_video_width_px
     detections: dict[int, Detections] = {}
-    candidates: dict[int, Future[_Candidate]] = {}  # album window -> its masked frame
-    batch: list[tuple[int, float, np.ndarray]] = []  # (frame index, distance, BGR)
+    candidates: dict[int, Future[_Candidate]] = {}  # album window -> its best frame, compressed
+    batch: list[tuple[int, float, np.ndarray, bool]] = []  # (frame index, distance, BGR, to detect)
     in_flight: deque[Future] = deque()
     pending: list = [-1, None]  # [album window, (frame index, score, BGR) of its best frame so far]
     burst: list[tuple[int, float, np.ndarray]] = []  # (frame index, distance, grey)
     profiles: dict[int, TransverseProfile] = {}
     burst_blank = 0
 
-    def analyse(frames: list[tuple[int, float, np.ndarray]]) -> list[Detections | None]:
-        """Analysis thread: damage boxes and the crack mesh of one batch."""
-        found = detector.detect_batch([img for _, _, img in frames]) if detector else [None] * len(frames)
+    def analyse(frames: list[tuple[int, float, np.ndarray, bool]]) -> list[Detections | None]:
+        """Analysis thread: damage boxes (frames marked for detection) and the crack mesh of one batch."""
+        marked = [img for _, _, img, detect in frames if detect]
+        boxes = iter(detector.detect_batch(marked) if detector and marked else [])
+        found = [next(boxes) if detect and detector else None for _, _, _, detect in frames]
         if cracks is not None:
-            for i, _, img in frames:
+            for i, _, img, _ in frames:
                 cracks.push(i, img)
         return found
 
     def album_candidate(i: int, score: float, image: np.ndarray) -> _Candidate:
-        """Analysis thread: the album's copy of a frame, reduced, masked, compressed."""
-        image = _shrink(image, config.album_width_px)
-        return _Candidate(i, score, _jpeg(masker.mask(image) if masker is not None else image))
+        """Analysis thread: the album's copy of a frame, reduced and compressed (masked once chosen)."""
+        return _Candidate(i, score, _jpeg(_shrink(image, config.album_width_px)))
 
-    def collect(frames: list[tuple[int, float, np.ndarray]], found: list[Detections | None]) -> None:
-        for (i, dist, img), dets in zip(frames, found, strict=True):
+    def collect(frames: list[tuple[int, float, np.ndarray, bool]], found: list[Detections | None]) -> None:
+        for (i, dist, img, detect), dets in zip(frames, found, strict=True):
+            if detector is not None and not detect:
+                continue  # the album shows frames whose damage was looked for
             score = 0.0
             if dets is not None:
                 detections[i] = dets
@@ -246,7 +261,7 @@ def _stream(
             profiles[burst[0][0]] = bp.profile
         burst.clear()
 
-    t_prev = 0.0
+    t_prev, next_detect_m = 0.0, 0.0
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="analyse") as pool:
         try:
             for i, t, frame in decode_frames(video):
@@ -254,9 +269,14 @@ def _stream(
                 speed = gps_speed(t) if gps_speed is not None else float("nan")
                 chosen = planner.push(t, speed * (t - t_prev) if np.isfinite(speed) else step)
                 t_prev = t
-                if planner.spaced:  # damage and cracks are looked for on the spaced frames
-                    batch.append((i, planner.distance_m, frame.to_ndarray(format="bgr24")))
-                    if len(batch) >= config.detector.batch_size:
+                if planner.spaced:  # cracks on every spaced frame, damage every detect_every_m
+                    detect = planner.distance_m >= next_detect_m
+                    if detect:
+                        next_detect_m = (
+                            planner.distance_m + config.detect_every_m - config.geotag.plan.spacing_m / 2
+                        )
+                    batch.append((i, planner.distance_m, frame.to_ndarray(format="bgr24"), detect))
+                    if sum(d for *_, d in batch) >= config.detector.batch_size or len(batch) >= 16:
                         submit()
                 if video_rut:
                     if chosen is not None and chosen != NO_BURST:
@@ -675,16 +695,33 @@ def _write_album(
     )
     frames_dir = out / "frames"
     frames_dir.mkdir()
+    masker = load_privacy_masker(threads=1) if config.privacy else None
+    chosen = [cand for cands in album.values() for cand in cands]
+
+    def masked(cand: _Candidate) -> np.ndarray:
+        image = cv2.imdecode(np.frombuffer(cand.jpeg, np.uint8), cv2.IMREAD_COLOR)
+        return masker.mask(image) if masker is not None else image
 
     def images():
-        """The album's frames one at a time (masked in the stream), each also saved to frames/."""
-        for cands in album.values():
-            for cand in cands:
-                image = cv2.imdecode(np.frombuffer(cand.jpeg, np.uint8), cv2.IMREAD_COLOR)
+        """The album's frames one at a time, masked two at a time (one per core) and each saved to
+        frames/ with its boxes drawn; at most four wait in memory."""
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="mask") as pool:
+            waiting: deque[tuple[_Candidate, Future[np.ndarray]]] = deque()
+
+            def oldest() -> tuple[int, np.ndarray]:
+                cand, future = waiting.popleft()
+                image = future.result()
                 dets = detections.get(cand.frame_index) if detections else None
                 jpeg = album_jpeg(image, dets, width_px=image.shape[1], detections_width_px=video_width_px)
                 (frames_dir / f"{cand.frame_index}.jpg").write_bytes(jpeg)
-                yield cand.frame_index, image
+                return cand.frame_index, image
+
+            for cand in chosen:
+                waiting.append((cand, pool.submit(masked, cand)))
+                if len(waiting) > 4:
+                    yield oldest()
+            while waiting:
+                yield oldest()
 
     write_album_xlsx(sections, images(), out / "album.xlsx", detections_width_px=video_width_px)
     return album_photo_frames(sections)

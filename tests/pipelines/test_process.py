@@ -5,6 +5,8 @@ import json
 import openpyxl
 import pytest
 
+from exporters.form_a import CATEGORY_LABEL
+from pavement.diagnosis import Category
 from pipelines.process import ProcessConfig, run_process
 from tests.conftest import pavement_cli
 
@@ -53,7 +55,13 @@ def test_form_a_has_one_row_per_segment_and_blank_unmeasured_indicators(processe
     headers = [c.value for c in sheet[2]]
     rows = [dict(zip(headers, (c.value for c in r), strict=True)) for r in sheet.iter_rows(min_row=3)]
     assert len(rows) == len(result.segments)
-    assert all(r["ひび割れ率(%)"] is None and r["診断区分"] is None for r in rows)  # not measured yet
+    assert all(r["わだち掘れ量(mm)"] is None for r in rows)  # no depth maps in this run: not measured
+    for row, seg in zip(rows, sorted(result.segments, key=lambda s: s.key), strict=True):
+        crack, category = seg.metrics.crack_ratio_pct, seg.metrics.category
+        assert (row["ひび割れ率(%)"] is None) == (crack is None)
+        assert (
+            (row["診断区分"] is None) == (category is None) == (crack is None)
+        )  # 区分 needs the crack ratio
     assert all(str(r["路線番号"]) == result.segments[0].key.route_no for r in rows)
 
 
@@ -76,8 +84,13 @@ def test_form_a_rows_equal_segments_csv(processed):
         assert str(row["路線番号"]) == rec["route_no"] and row["上下"] == rec["direction"]
         assert num(row["距離標(起点)"]) == pytest.approx(num(rec["kp_km"]))
         assert num(row["距離標からの追加距離(起点)"]) == pytest.approx(num(rec["offset_m"]))
-        for header, field in (("IRI(mm/m)", "iri_mm_per_m"), ("わだち掘れ量(mm)", "rut_depth_mm")):
+        for header, field in (
+            ("IRI(mm/m)", "iri_mm_per_m"),
+            ("わだち掘れ量(mm)", "rut_depth_mm"),
+            ("ひび割れ率(%)", "crack_ratio_pct"),
+        ):
             assert num(row[header]) == pytest.approx(num(rec[field]), abs=0.051)
+        assert row["診断区分"] == (CATEGORY_LABEL[Category(rec["category"])] if rec["category"] else None)
         assert num(row["緯度(起点)"]) == pytest.approx(num(rec["start_lat"]), abs=1e-6)
 
 
@@ -89,7 +102,7 @@ def test_album_shows_every_segment_with_its_representative_frames(processed):
     assert chosen and n_images == len(chosen)
     assert sorted(int(p.stem) for p in (out / "frames").glob("*.jpg")) == sorted(chosen)
     text = " ".join(str(c.value) for ws in book.worksheets for row in ws.iter_rows() for c in row if c.value)
-    assert text.count("未計測") >= len(result.segments)  # ひび割れ率 is not measured yet
+    assert text.count("未計測") >= len(result.segments)  # わだち掘れ量: the run has no depth maps
 
 
 def test_frames_are_decoded_once_and_spaced_by_distance(processed):
@@ -97,7 +110,7 @@ def test_frames_are_decoded_once_and_spaced_by_distance(processed):
     report = json.loads((out / "report.json").read_text())
     frames = [r for r in csv_rows(out / "geotag/frames.csv")]
     assert report["video"]["distance_by_video_m"] == pytest.approx(200, rel=0.15)
-    assert report["detected_frames"] == pytest.approx(200 / 5, abs=6)
+    assert report["detected_frames"] == pytest.approx(200 / 10, abs=4)  # the detector: every 10 m
     assert len(frames) == report["planned_frames"]
 
 
@@ -118,7 +131,8 @@ def test_report_names_what_is_not_measured(processed):
     _, out, _ = processed
     report = json.loads((out / "report.json").read_text())
     assert report["planned_frames"] > 0 and report["model"] == "damage_yolo.onnx"
-    assert any("ひび割れ率" in w for w in report["warnings"])
+    assert any("わだち掘れ量 not measured" in w for w in report["warnings"])  # no depth maps
+    assert report["stage_s"]["cracks"] >= 0 and "detected_frames" in report
 
 
 def test_missing_run_folder_is_one_line_and_exit_1(tmp_path):
