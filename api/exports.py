@@ -1,6 +1,7 @@
 """Exports for the inspection office and the DX office: 様式A (one workbook for a year / route /
-office), the segments as GeoJSON or GeoPackage, a run's 画像集, the repair candidates as CSV, and
-the infrastructure KPI per month / quarter / year with the change against the period before."""
+office), the segments as GeoJSON or GeoPackage, a run's 画像集 and the 画像集 across runs (each
+place's latest inspection), the repair candidates as CSV, and the infrastructure KPI per month /
+quarter / year with the change against the period before."""
 
 from __future__ import annotations
 
@@ -8,27 +9,42 @@ import csv
 import io
 import json
 import re
+import shutil
 import tempfile
-from dataclasses import asdict
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import quote
 
+import cv2
+import numpy as np
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import BeforeValidator
 from sqlalchemy import func, select
+from starlette.background import BackgroundTask
 
 from api.db import Store
 from api.errors import AUTHENTICATED, responses
-from api.models import Job, RowId, Run, SegmentRow
+from api.models import FrameRow, Job, RowId, Run, SegmentRow
 from api.queries import SegmentFilter, current_rows, latest_rows, rows, to_record, to_segment
 from api.security import Engineer
 from api.segments import Filters, candidate_rows
+from exporters.album import (
+    AlbumFrame,
+    damage_summary,
+    pick_album_frames,
+    segments_to_album,
+    write_album_xlsx,
+)
 from exporters.form_a import FormRow, RunRows, merge_form_rows, write_form_xlsx
 from exporters.gis import write_ogr
 from exporters.kpi import segments_to_kpi
+from pavement.detections import DAMAGE_CLASSES, Detections
+from pavement.segments import Direction
+from pavement.track import FramePose
 
 router = APIRouter(tags=["exports"], responses=AUTHENTICATED)
 
@@ -147,6 +163,145 @@ def export_album(run_id: RowId, request: Request, _: Engineer) -> FileResponse:
             404, f"run {run_id}: the album of result {job.id} is missing from the data folder"
         )
     return FileResponse(path, media_type=XLSX, filename=f"album_run{run_id}.xlsx")
+
+
+#: The 画像集 across runs holds at most this many segments (3 photos each: ~100 KB a segment).
+MAX_ALBUM_SEGMENTS = 1000
+
+
+@dataclass(frozen=True)
+class StoredAlbumFrame(AlbumFrame):
+    """An album frame from the store: its JPEG (``frames/<index>.jpg`` of ``pavement process``) is
+    privacy-masked and has the damage boxes drawn already, so ``detections`` stays None (nothing
+    drawn twice) and the caption names what was found and the run it comes from; ``frame_index``
+    is the store's frame id (``/api/v1/frames/{id}.jpg``), unique across runs."""
+
+    found: str = ""
+    source: str = ""
+
+    @property
+    def caption(self) -> str:
+        lines = [super().caption]
+        if self.found:
+            lines.append(f"検出 {self.found}")
+        lines.append(self.source)
+        return "\n".join(lines)
+
+
+def _detections(items: list[dict]) -> Detections:
+    """Detections from the store's JSON (``pipelines.detect.detections_to_json``)."""
+    names = [c.value for c in DAMAGE_CLASSES]
+    known = [d for d in items if d.get("class") in names]
+    return Detections(
+        np.array([d["xyxy"] for d in known], np.float32).reshape(-1, 4),
+        np.array([names.index(d["class"]) for d in known], np.int64),
+        np.array([d["score"] for d in known], np.float32),
+    )
+
+
+def _album_sections(found: list[SegmentRow], frames: list[FrameRow]):
+    """The album's sections of the latest rows ``found``: up to 3 of each row's stored frames
+    (``exporters.album.pick_album_frames``: the most damage first), captioned with their run."""
+    by_segment: dict[int, list[FrameRow]] = {}
+    for frame in frames:
+        if frame.lat is not None and frame.lon is not None:
+            by_segment.setdefault(frame.segment_id, []).append(frame)
+    detections = {f.id: _detections(json.loads(f.detections_json)) for f in frames}
+    poses = {
+        f.id: FramePose(f.id, f.video_time_s or 0.0, 0.0, f.lat, f.lon, 0.0, 0.0)
+        for group in by_segment.values()
+        for f in group
+    }
+    segments = [to_segment(r) for r in found]
+    chosen = {
+        seg.key: pick_album_frames([f.id for f in by_segment.get(r.id, [])], detections)
+        for seg, r in zip(segments, found, strict=True)
+    }
+    route_names = {}
+    for r in found:
+        if r.form_row_json:
+            route_names.setdefault(r.route_no, json.loads(r.form_row_json).get("route_name", ""))
+    row_of = {seg.key: r for seg, r in zip(segments, found, strict=True)}
+    frame_of = {f.id: f for f in frames}
+    sections = []
+    for section in segments_to_album(segments, poses, route_names=route_names, chosen_frames=chosen):
+        row = row_of[section.key]
+        day = row.inspection_date.isoformat() if row.inspection_date else "日付不明"
+        source = f"走行 {row.run_id} ({day})"
+        stored = tuple(
+            StoredAlbumFrame(
+                f.frame_index, f.t_video_s, f.lat, f.lon, None,
+                found=damage_summary(detections[f.frame_index]),
+                source=f"{source} 写真 {frame_of[f.frame_index].frame_index}",
+            )
+            for f in section.frames
+        )  # fmt: skip
+        remarks = "、".join(filter(None, [f"点検 {day} 走行 {row.run_id}", section.remarks]))
+        sections.append(replace(section, frames=stored, remarks=remarks))
+    return sections
+
+
+def _stored_images(store: Store, frames: dict[int, FrameRow]) -> Iterator[tuple[int, np.ndarray]]:
+    """(frame id, BGR image) of the stored JPEGs, one at a time; missing files are skipped (the
+    album captions them 画像なし)."""
+    root = store.data_dir.resolve()
+    for frame_id, frame in frames.items():
+        path = (store.data_dir / frame.file).resolve()
+        if path.is_relative_to(root) and path.is_file():
+            image = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)
+            if image is not None:
+                yield frame_id, image
+
+
+@router.get(
+    "/exports/album",
+    summary="画像集 (album.xlsx) across runs: each place's latest inspection with its photos",
+    response_class=FileResponse,
+    responses={200: {"content": {XLSX: {}}}, **responses(404, 422)},
+)
+def export_album_across_runs(
+    request: Request,
+    _: Engineer,
+    year: int | None = Query(None, ge=1900, le=2200, description="inspection year"),
+    route_no: str | None = Query(None, max_length=40, description="路線番号"),
+    direction: Annotated[Direction | None, Query(description="上り, 下り or 不明")] = None,
+) -> FileResponse:
+    """One page per 100 m segment, in route / direction / 距離標 order: for each place (segment key)
+    its latest inspection among the runs' current results (in ``year``, if given), its figures and
+    up to 3 of that inspection's privacy-masked photos with their damage boxes, the run named in
+    the remarks and captions. 写真番号 is the store's frame id (``/api/v1/frames/{id}.jpg``). At most
+    ``MAX_ALBUM_SEGMENTS`` segments: narrow a bigger album by route and direction."""
+    store = _store(request)
+    f = SegmentFilter(route_no=route_no, direction=direction.value if direction else None, year=year)
+    with store.session() as session:
+        found = rows(session, latest_rows(f))
+        if not found:
+            raise HTTPException(404, f"no segments for year={year}, route_no={route_no}; nothing to export")
+        if len(found) > MAX_ALBUM_SEGMENTS:
+            raise HTTPException(
+                422,
+                f"{len(found)} segments are more than one album holds ({MAX_ALBUM_SEGMENTS}); "
+                "narrow it with route_no and direction (or year)",
+            )
+        frames = session.scalars(
+            select(FrameRow).where(FrameRow.segment_id.in_([r.id for r in found])).order_by(FrameRow.id)
+        ).all()
+    sections = _album_sections(found, list(frames))
+    shown = {f.frame_index for s in sections for f in s.frames}
+    tmp = Path(tempfile.mkdtemp(dir=store.data_dir, prefix=".album-"))
+    try:
+        name = "album" + (f"_{year}" if year else "") + (f"_route{route_no}" if route_no else "") + ".xlsx"
+        title = (
+            "画像集 (路面点検)" + (f" {year}年" if year else "") + (f" 路線 {route_no}" if route_no else "")
+        )
+        wanted = {f.id: f for f in frames if f.id in shown}
+        write_album_xlsx(sections, _stored_images(store, wanted), tmp / name, title=title)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return FileResponse(
+        tmp / name, media_type=XLSX, filename=name, background=BackgroundTask(shutil.rmtree, tmp, True)
+    )
 
 
 @router.get(

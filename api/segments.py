@@ -14,7 +14,7 @@ from enum import StrEnum
 from types import SimpleNamespace
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -260,7 +260,14 @@ def _find_segment(session, segment_id: str) -> SegmentRow:
     summary="One segment: figures, history across runs and years, frames",
     responses=responses(404),
 )
-def get_segment(segment_id: str, request: Request, _: Engineer) -> dict:
+def get_segment(
+    segment_id: Annotated[
+        str,
+        Path(description="a row id (number) or a segment key (the latest row)", examples=["3_下り_12_0300"]),
+    ],
+    request: Request,
+    _: Engineer,
+) -> dict:
     store = _store(request)
     with store.session() as session:
         row = _find_segment(session, segment_id)
@@ -325,7 +332,9 @@ def frame_image(frame_id: RowId, request: Request, _: Engineer) -> FileResponse:
 
 
 class CandidateIn(BaseModel):
-    segment: str = Field(description="segment id (number) or segment key, e.g. 3_下り_12_0300")
+    segment: str = Field(
+        description="segment id (number) or segment key, e.g. 3_下り_12_0300", examples=["3_下り_12_0300"]
+    )
     note: str = Field("", max_length=2000, description="why, what to do: free text")
 
 

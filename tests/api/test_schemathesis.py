@@ -21,9 +21,14 @@ from sqlalchemy import update
 
 from api.app import create_app
 from api.db import open_store
-from api.models import FrameRow, Job, JobState, PotholeRow, RepairCandidate, Run, SegmentRow, Token, User
+from api.models import FrameRow, Job, JobState, PotholeRow, RepairCandidate, Run, Token, User
+from api.results import segment_row
 from api.security import create_token
 from api.settings import Settings
+from exporters.form_a import FormContext, segments_to_form_rows
+from exporters.gis import segments_to_records
+from pavement.diagnosis import Category
+from pavement.segments import Direction, Segment, SegmentKey, SegmentMetrics
 from tests.api.conftest import auth
 
 ROLES = ("uploader", "engineer", "admin")
@@ -62,10 +67,23 @@ JPEG = bytes.fromhex(
 
 
 def _seed(store) -> None:
-    """One processed run of three segments (one with a frame and a pothole, one a repair candidate)."""
+    """One processed run of three segments as the worker stores them (with 様式A rows; one with a
+    frame and a pothole, one a repair candidate); the first is the schema's example key."""
+    day = date(2024, 6, 12)
+    segments = [
+        Segment(
+            key=SegmentKey("3", Direction.DOWN, 12.0, 300.0 + 100 * i, 100.0),
+            start_lat=40.82, start_lon=140.74 + i * 0.001, end_lat=40.82, end_lon=140.741 + i * 0.001,
+            frame_indices=(7 + 10 * i,), representative_frames=(7 + 10 * i,),
+            metrics=SegmentMetrics(crack_ratio_pct=12.5 * i, rut_depth_mm=5.0, iri_mm_per_m=2.5 + i,
+                                   pothole_count=int(i == 0), mci=6.1, category=list(Category)[i]),
+        )
+        for i in range(3)
+    ]  # fmt: skip
+    form_rows = segments_to_form_rows(segments, FormContext(office="青森河川国道事務所", inspection_date=day))
     with store.session() as session:
         owner = session.query(User).filter(User.role == "uploader").one()
-        run = Run(owner_id=owner.id, label="seeded", inspection_date=date(2024, 6, 12))
+        run = Run(owner_id=owner.id, label="seeded", inspection_date=day)
         session.add(run)
         session.flush()
         job = Job(run_id=run.id, state=JobState.DONE, progress=1.0, stage="done", attempts=1)
@@ -73,28 +91,13 @@ def _seed(store) -> None:
         session.flush()
         run.current_job_id = job.id
         rows = []
-        for i in range(3):
-            key = f"3_下り_12_{i * 100:04d}"
-            lon, lat = 140.74 + i * 0.001, 40.82
-            coords = [[lon, lat], [lon + 0.001, lat]]
-            props = {
-                "segment_id": key, "route_no": "3", "direction": "下り", "kp_km": 12.0,
-                "offset_m": i * 100.0, "length_m": 100.0, "partial": False, "crack_ratio_pct": 12.5 * i,
-                "rut_depth_mm": 5.0, "iri_mm_per_m": 2.5 + i, "pothole_count": int(i == 0), "mci": 6.1,
-                "category": ("I", "II", "III")[i], "run_id": run.id, "result_version": job.id,
-                "inspection_date": "2024-06-12",
-            }  # fmt: skip
-            row = SegmentRow(
-                run_id=run.id, job_id=job.id, segment_key=key, route_no="3", direction="下り", kp_km=12.0,
-                offset_m=i * 100.0, length_m=100.0, partial=False, crack_ratio_pct=props["crack_ratio_pct"],
-                rut_depth_mm=5.0, iri_mm_per_m=props["iri_mm_per_m"], pothole_count=props["pothole_count"],
-                mci=6.1, category=props["category"], inspection_date=date(2024, 6, 12), year=2024,
-                min_lon=lon, min_lat=lat, max_lon=lon + 0.001, max_lat=lat,
-                geometry_json=json.dumps({"type": "LineString", "coordinates": coords}),
-                properties_json=json.dumps(props, ensure_ascii=False),
-            )  # fmt: skip
-            session.add(row)
-            rows.append(row)
+        for record, form_row in zip(segments_to_records(segments), form_rows, strict=True):
+            feature = {
+                "geometry": {"type": "LineString", "coordinates": [list(c) for c in record.coordinates]},
+                "properties": record.properties(),
+            }
+            rows.append(segment_row(run.id, job.id, feature, form_row, day))
+        session.add_all(rows)
         session.flush()
         frame_file = f"results/{run.id}/job{job.id}.a1/frames/7.jpg"
         (store.data_dir / frame_file).parent.mkdir(parents=True)
