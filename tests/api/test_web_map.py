@@ -107,3 +107,32 @@ def _segment_with_frames(e2e) -> str:
     with e2e.service.store.session() as session:
         row = session.query(SegmentRow).join(FrameRow, FrameRow.segment_id == SegmentRow.id).first()
         return row.segment_key
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium: apt-get install chromium (see .ci/run)")
+def test_browser_draws_a_big_network_on_a_canvas(make_service):
+    """Over 2,000 segments the map asks for the lean view and draws on one canvas (no SVG paths)."""
+    from tests.api.test_segments import _feature, _store_run
+
+    sync_api = pytest.importorskip("playwright.sync_api")
+    service = make_service()
+    _store_run(service, [_feature(i, route_no=str(r)) for r in range(1, 8) for i in range(300)])
+    requests: list[str] = []
+    errors: list[str] = []
+    with running_server(service.client.app) as base, sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1000, "height": 700})
+            page.on("request", lambda r: requests.append(r.url))
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(base + "/")
+            page.fill("#token", service.tokens["engineer"])
+            page.dispatch_event("#token", "change")
+            page.click("#load")
+            page.wait_for_function("document.getElementById('status').textContent === '2100 区間'")
+            assert page.locator("path[data-segment]").count() == 0
+            assert page.locator(".leaflet-overlay-pane canvas").count() == 1
+        finally:
+            browser.close()
+    assert errors == []
+    assert any("/api/v1/segments?view=map" in url for url in requests)
