@@ -1,6 +1,8 @@
 """``pavement process`` end to end on a small synthetic run."""
 
+import csv
 import json
+from pathlib import Path
 
 import openpyxl
 import pytest
@@ -10,6 +12,7 @@ from pavement.diagnosis import Category
 from pipelines.process import ProcessConfig, run_process
 from tests.conftest import pavement_cli
 
+REPO = Path(__file__).resolve().parents[2]
 OUTPUTS = (
     "segments.geojson",
     "segments.csv",
@@ -65,17 +68,15 @@ def test_form_a_has_one_row_per_segment_and_blank_unmeasured_indicators(processe
     assert all(str(r["路線番号"]) == result.segments[0].key.route_no for r in rows)
 
 
-def test_form_a_rows_equal_segments_csv(processed):
-    import csv
-
-    _, out, _ = processed
+def assert_form_a_equals_segments_csv(out: Path) -> None:
+    """form_a.xlsx has the template's two header rows and one row per segments.csv row, same values."""
     sheet = openpyxl.load_workbook(out / "form_a.xlsx").worksheets[0]
     types, headers = [c.value for c in sheet[1]], [c.value for c in sheet[2]]
     assert all(types) and "路線番号" in headers and "IRI(mm/m)" in headers
     rows = [dict(zip(headers, (c.value for c in r), strict=True)) for r in sheet.iter_rows(min_row=3)]
     with (out / "segments.csv").open(encoding="utf-8-sig") as f:
         table = list(csv.DictReader(f))
-    assert len(rows) == len(table)
+    assert rows and len(rows) == len(table)
 
     def num(v):
         return None if v in (None, "") else float(v)
@@ -92,6 +93,23 @@ def test_form_a_rows_equal_segments_csv(processed):
             assert num(row[header]) == pytest.approx(num(rec[field]), abs=0.051)
         assert row["診断区分"] == (CATEGORY_LABEL[Category(rec["category"])] if rec["category"] else None)
         assert num(row["緯度(起点)"]) == pytest.approx(num(rec["start_lat"]), abs=1e-6)
+
+
+def test_form_a_rows_equal_segments_csv(processed):
+    assert_form_a_equals_segments_csv(processed[1])
+
+
+def test_the_readme_main_command_on_the_bundled_sample_run(tmp_path):
+    """`make demo` runs exactly this: every output, 様式A equal to segments.csv, figures measured."""
+    out = tmp_path / "demo"
+    done = pavement_cli("process", str(REPO / "sample_data" / "run_500m"), "--out", str(out))
+    assert done.returncode == 0, done.stderr[-2000:]
+    for name in OUTPUTS:
+        assert (out / name).stat().st_size > 0, name
+    assert_form_a_equals_segments_csv(out)
+    with (out / "segments.csv").open(encoding="utf-8-sig") as f:
+        full = [r for r in csv.DictReader(f) if r["partial"] != "True"]
+    assert full and all(r["crack_ratio_pct"] and r["iri_mm_per_m"] and r["category"] for r in full)
 
 
 def test_album_shows_every_segment_with_its_representative_frames(processed):
