@@ -105,7 +105,7 @@ BatchProgress = Callable[[int, int, RunOutcome], None]
 
 def _remove_leftovers(out_dir: Path) -> tuple[str, ...]:
     """Delete what an earlier, cut-off attempt at this run left beside ``out_dir``: run_process's
-    temporary ``.<name>.partial-<pid>`` folder, or the ``.old-<pid>`` one of an interrupted swap.
+    temporary ``.<name>.partial-<host>-<pid>`` folder, or the ``.old-<pid>`` one of an interrupted swap.
     Safe because a batch gives each run to one worker at a time."""
     notes = []
     if out_dir.parent.is_dir():

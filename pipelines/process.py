@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import time
 from collections import deque
 from collections.abc import Callable
@@ -146,6 +147,7 @@ class _Stream:
     profiles: dict[int, TransverseProfile]  # first frame of a rut burst -> its profile (chainage 0)
     burst_blank: int
     model_name: str | None
+    provider: str | None  # the ONNX Runtime execution provider that ran the detector
     distance_m: float
 
 
@@ -310,6 +312,7 @@ def _stream(
         profiles,
         burst_blank,
         detector.name if detector else None,
+        getattr(detector, "provider", None),
         planner.distance_m,
     )
 
@@ -368,7 +371,8 @@ def _start_output(out_dir: Path) -> Path:
             f"output folder {out_dir} holds other files and is not an earlier result of "
             "'pavement process'; give a new or empty folder"
         )
-    work = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
+    # host and process: runs of a cluster writing to one shared disk never share a temporary folder
+    work = out_dir.parent / f".{out_dir.name}.partial-{socket.gethostname()}-{os.getpid()}"
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(work, ignore_errors=True)
@@ -592,6 +596,7 @@ def _process(
         "detections": int(sum(len(d) for d in detections.values())),
         "potholes": len(potholes),
         "model": stream.model_name,
+        "detector_provider": stream.provider,
         "rut_profiles": rut_sources,
         "album_images": sum(len(v) for v in photos.values()),
         "privacy_masking": config.privacy,
