@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     max_attempts: int = Field(3, ge=1, description="tries of one job before it is failed")
     poll_s: float = Field(2.0, gt=0, description="how often an idle worker looks for jobs")
     upload_expiry_h: float = Field(72.0, gt=0, description="unfinished uploads older than this are deleted")
+    ray_address: str | None = Field(
+        None,
+        description="hand each job to a Ray cluster: its address ('ray://head:10001', 'auto'), or 'local' "
+        "for a cluster on this machine; unset: the worker processes jobs itself",
+    )
     tile_url: str = Field(GSI_TILES, description="background map tiles of the web map; '' for none")
     tile_attribution: str = GSI_ATTRIBUTION
 

@@ -243,6 +243,16 @@ def run_job(store: Store, settings: Settings, job: ClaimedJob, process: ProcessF
     return JobState.DONE
 
 
+def cluster_process(address: str) -> ProcessFunction:
+    """The job's processing as a Ray task on the cluster at ``address`` ('local': one started on
+    this machine); the worker keeps the queue, the lease and the results as before."""
+    from pipelines.batch import BatchConfig, Engine, ray_process_function
+
+    return ray_process_function(
+        BatchConfig(engine=Engine.RAY, address=None if address == "local" else address)
+    )
+
+
 def work(
     store: Store,
     settings: Settings,
@@ -254,6 +264,8 @@ def work(
     """Take jobs until ``stop`` is set (or, ``once``, until the queue is empty); the number run."""
     worker_id = worker_id or new_worker_id()
     stop = stop or threading.Event()
+    if process is None and settings.ray_address:
+        process = cluster_process(settings.ray_address)
     n = 0
     last_sweep = -math.inf
     logger.info("worker %s started", worker_id)

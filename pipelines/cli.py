@@ -817,6 +817,14 @@ def worker(
     data: DataDirOption = None,
     db: DatabaseOption = None,
     once: Annotated[bool, typer.Option("--once", help="Process the queued jobs, then exit.")] = False,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address",
+            help="Hand each job to a Ray cluster ('ray://head:10001', 'auto', or 'local' for one on this "
+            "machine; needs the 'cluster' extra). Default: PAVEMENT_RAY_ADDRESS, else process here.",
+        ),
+    ] = None,
 ) -> None:
     """Process queued runs (the same work as 'pavement process') and store their results.
 
@@ -825,7 +833,8 @@ def worker(
     """
     from api.service import run_worker
 
-    n = run_worker(_service_settings(data_dir=data, database_url=db), once=once)
+    settings = _service_settings(data_dir=data, database_url=db, ray_address=ray_address)
+    n = run_worker(settings, once=once)
     typer.echo(f"{n} jobs run")
 
 

@@ -265,3 +265,22 @@ def test_kill_a_real_worker_process_mid_job(make_service, e2e, synth_run):
     assert n == 3
     leftovers = sorted(p.name for p in (service.store.results_dir / str(run_id)).iterdir())
     assert leftovers == [f"job{job_id}.a2"]
+
+
+def test_a_worker_with_a_ray_address_hands_its_jobs_to_the_cluster(service, e2e, monkeypatch):
+    """PAVEMENT_RAY_ADDRESS / --ray-address: the job runs as a Ray task (pipelines.batch, whose own
+    tests run it on a real local cluster); queue, lease and results stay with the worker."""
+    import pipelines.batch as batch
+
+    handed = []
+
+    def cluster(config):
+        handed.append((config.engine, config.address))
+        return copying_process(e2e.result_dir)
+
+    monkeypatch.setattr(batch, "ray_process_function", cluster)
+    service.queue_run()
+    settings = service.settings.model_copy(update={"ray_address": "local"})
+    assert work(service.store, settings, once=True) == 1
+    assert handed == [(batch.Engine.RAY, None)]  # 'local': a cluster started on this machine
+    assert len(_segments(service)) == 3
