@@ -210,6 +210,9 @@ def load_privacy_masker(
     options.inter_op_num_threads = 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3
+    # No arena: the band pass's activations (~2560 x 930 input) would stay allocated per concurrent
+    # call for the life of the process, some 300 MB each.
+    options.enable_cpu_mem_arena = False
     try:
         session = ort.InferenceSession(str(face_model), options, providers=onnx_providers("auto"))
     except Exception as exc:  # onnxruntime raises its own exception types
