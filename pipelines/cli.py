@@ -294,6 +294,34 @@ def synth(
     )
 
 
+def _process_config(
+    model: Path | None,
+    conf: float | None,
+    no_detect: bool,
+    vehicle: Path | None,
+    spacing: float,
+    no_privacy: bool,
+    clock_offset_s: float | None = None,
+    **options: object,
+):
+    """The ``ProcessConfig`` of the options 'process' and 'batch' share; ``options`` are further fields."""
+    from pavement.frame_plan import FramePlanConfig
+    from pipelines.detect import DEFAULT_MODEL, DetectorConfig
+    from pipelines.geotag import GeotagConfig
+    from pipelines.iri import VehicleCalibration
+    from pipelines.process import ProcessConfig
+
+    return ProcessConfig(
+        geotag=GeotagConfig(clock_offset_s=clock_offset_s, plan=FramePlanConfig(spacing_m=spacing)),
+        detector=DetectorConfig() if conf is None else DetectorConfig(conf=conf),
+        model_path=model or DEFAULT_MODEL,
+        detect=not no_detect,
+        vehicle_gain=VehicleCalibration.read(vehicle).gain if vehicle else 1.0,
+        privacy=not no_privacy,
+        **options,
+    )
+
+
 @app.command("process")
 def process(
     run_dir: Annotated[
@@ -364,25 +392,21 @@ def process(
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from pavement.frame_plan import FramePlanConfig
-    from pipelines.detect import DEFAULT_MODEL, DetectorConfig
-    from pipelines.geotag import GeotagConfig
-    from pipelines.iri import VehicleCalibration
-    from pipelines.process import ProcessConfig, run_process
+    from pipelines.process import run_process
     from pipelines.rut import RutConfig
 
-    detector = DetectorConfig() if conf is None else DetectorConfig(conf=conf)
-    config = ProcessConfig(
-        geotag=GeotagConfig(clock_offset_s=clock_offset, plan=FramePlanConfig(spacing_m=spacing)),
-        detector=detector,
-        model_path=model or DEFAULT_MODEL,
-        detect=not no_detect,
+    config = _process_config(
+        model,
+        conf,
+        no_detect,
+        vehicle,
+        spacing,
+        no_privacy,
+        clock_offset_s=clock_offset,
         detect_every_m=detect_every,
         album_frames_per_segment=album_frames,
-        vehicle_gain=VehicleCalibration.read(vehicle).gain if vehicle else 1.0,
         rut=RutConfig(depth_dir=depth),
         rut_video=rut_video,
-        privacy=not no_privacy,
     )
     columns = (
         TextColumn("{task.description:<6}"),
@@ -486,12 +510,7 @@ def batch(
     OUT/batch_report.json lists each run: ok or failed (with the reason), time, segments.
     Exit status 1 when any run failed.
     """
-    from pavement.frame_plan import FramePlanConfig
     from pipelines.batch import BatchConfig, Engine, RunOutcome, import_ray, run_batch
-    from pipelines.detect import DEFAULT_MODEL, DetectorConfig
-    from pipelines.geotag import GeotagConfig
-    from pipelines.iri import VehicleCalibration
-    from pipelines.process import ProcessConfig
 
     batch_config = BatchConfig(Engine(engine), address, workers, retries)
     if batch_config.engine == Engine.RAY:
@@ -500,14 +519,7 @@ def batch(
         except ImportError as exc:
             typer.echo(f"ImportError: {exc}", err=True)
             raise typer.Exit(1) from exc
-    config = ProcessConfig(
-        geotag=GeotagConfig(plan=FramePlanConfig(spacing_m=spacing)),
-        detector=DetectorConfig() if conf is None else DetectorConfig(conf=conf),
-        model_path=model or DEFAULT_MODEL,
-        detect=not no_detect,
-        vehicle_gain=VehicleCalibration.read(vehicle).gain if vehicle else 1.0,
-        privacy=not no_privacy,
-    )
+    config = _process_config(model, conf, no_detect, vehicle, spacing, no_privacy)
 
     def on_run(done: int, total: int, outcome: RunOutcome) -> None:
         what = f"ok, {outcome.segments} segments" if outcome.ok else f"FAILED: {outcome.error}"
