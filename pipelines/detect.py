@@ -18,11 +18,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
 
-from pavement.boxes import class_thresholds, decode_yolo, letterbox, to_detections
+from pavement.boxes import Letterbox, class_thresholds, decode_yolo, letterbox, to_detections
 from pavement.detections import DAMAGE_CLASSES, Detections
 from pavement.errors import ConfigError, ImageUnreadable, InputError, ModelError
 
@@ -118,6 +119,16 @@ def verify_model(model_path: Path, card_path: Path | None = None) -> str:
     return actual
 
 
+class BatchDetector(Protocol):
+    """What ``pavement process`` needs of a damage detector: ``OnnxDetector``, or a stand-in that
+    sends the images elsewhere (``pipelines.inference.RemoteDetector``, a Ray actor's model)."""
+
+    name: str  # the model file's name, for the reports
+    provider: str  # the execution provider that runs the model
+
+    def detect_batch(self, images: Sequence[np.ndarray]) -> list[Detections]: ...
+
+
 class OnnxDetector:
     """The project's ``Detector`` on ONNX Runtime: ``detector(image_bgr) -> Detections``.
 
@@ -146,13 +157,23 @@ class OnnxDetector:
 
     def detect_batch(self, images: Sequence[np.ndarray]) -> list[Detections]:
         """Detections for each (H, W, 3) uint8 BGR image, in that image's pixels."""
+        return self.detect_letterboxed(letterbox_images(images, self.input_size))
+
+    def detect_letterboxed(self, boxed: Sequence[tuple[np.ndarray, Letterbox]]) -> list[Detections]:
+        """``detect_batch`` on images ``letterbox_images`` has already fitted to ``input_size``
+        (the same results): the small (input_size, input_size, 3) squares are what a remote
+        detector is sent instead of whole frames. Boxes are in pixels of the original images."""
         results: list[Detections] = []
         step = self.config.batch_size
-        for start in range(0, len(images), step):
-            chunk = images[start : start + step]
-            boxed = [letterbox(_as_bgr(img), self.input_size) for img in chunk]
+        for start in range(0, len(boxed), step):
+            chunk = boxed[start : start + step]
+            if any(b[0].shape != (self.input_size, self.input_size, 3) for b in chunk):
+                raise ConfigError(
+                    f"letterboxed images of shapes {[b[0].shape for b in chunk]}; this model takes squares "
+                    f"of {self.input_size} px from letterbox_images(images, {self.input_size})"
+                )
             # BGR -> RGB, HWC -> CHW, [0, 1]: the ultralytics training convention.
-            batch = np.stack([b[0][..., ::-1].transpose(2, 0, 1) for b in boxed]).astype(np.float32) / 255.0
+            batch = np.stack([b[0][..., ::-1].transpose(2, 0, 1) for b in chunk]).astype(np.float32) / 255.0
             (raw,) = self.session.run(None, {self._input: batch})
             if raw.ndim != 3 or raw.shape[1] != 4 + len(DAMAGE_CLASSES):
                 raise ModelError(
@@ -160,12 +181,18 @@ class OnnxDetector:
                     f"expected (batch, {4 + len(DAMAGE_CLASSES)}, anchors) "
                     f"for classes {[c.value for c in DAMAGE_CLASSES]}"
                 )
-            for out, (_, geom) in zip(raw, boxed, strict=True):
+            for out, (_, geom) in zip(raw, chunk, strict=True):
                 xyxy, cls, conf = decode_yolo(
                     out, self.thresholds, self.config.iou, self.config.max_det, self.config.agnostic_nms
                 )
                 results.append(to_detections(geom, xyxy, cls, conf))
         return results
+
+
+def letterbox_images(images: Sequence[np.ndarray], input_size: int) -> list[tuple[np.ndarray, Letterbox]]:
+    """Each (H, W, 3) uint8 BGR image (grey and BGRA accepted) fitted into an ``input_size``
+    square as the detector sees it, with the geometry that maps its boxes back."""
+    return [letterbox(_as_bgr(image), input_size) for image in images]
 
 
 def _as_bgr(image: np.ndarray) -> np.ndarray:

@@ -17,6 +17,7 @@ from pipelines.detect import (
     DEFAULT_MODEL,
     DetectorConfig,
     card_sha256,
+    letterbox_images,
     load_detector,
     run_detect,
     verify_model,
@@ -62,6 +63,19 @@ def test_batches_give_the_same_boxes_as_single_images(detector):
         single = detector(image)
         assert len(single) == len(dets)
         np.testing.assert_allclose(single.xyxy, dets.xyxy, atol=0.5)
+
+
+@needs_model
+def test_letterboxed_images_give_exactly_the_boxes_of_whole_images(detector):
+    """What a detector actor is sent (pipelines.inference): the squares, not the frames."""
+    images = [_road_like(*shape, seed=s) for s, shape in enumerate([(720, 1280), (300, 400), (64, 48)])]
+    boxed = letterbox_images(images, detector.input_size)
+    assert all(b.shape == (detector.input_size, detector.input_size, 3) for b, _ in boxed)
+    for whole, squares in zip(detector.detect_batch(images), detector.detect_letterboxed(boxed), strict=True):
+        assert np.array_equal(whole.xyxy, squares.xyxy) and np.array_equal(whole.class_id, squares.class_id)
+        assert np.array_equal(whole.confidence, squares.confidence)
+    with pytest.raises(ConfigError, match="letterbox_images"):
+        detector.detect_letterboxed([(images[1], boxed[1][1])])
 
 
 @needs_model
