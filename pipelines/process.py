@@ -60,7 +60,7 @@ from pavement.segments import Segment, SegmentMetrics
 from pavement.track import FramePose
 from pipelines.accel_io import read_accel_csv
 from pipelines.cracks import CrackAccumulator, CrackConfig
-from pipelines.detect import DEFAULT_MODEL, DetectorConfig, detections_to_json, load_detector
+from pipelines.detect import DEFAULT_MODEL, BatchDetector, DetectorConfig, detections_to_json, load_detector
 from pipelines.geotag import (
     GeotagConfig,
     GeotagResult,
@@ -175,6 +175,7 @@ def _stream(
     gps_speed: Callable[[float], float] | None,
     config: ProcessConfig,
     progress: ProgressCallback | None,
+    detector: BatchDetector | None = None,
 ) -> _Stream:
     """Decode the video once: road flow of every frame (for the clock), the frame plan by distance
     (the GPS speed by the video's nominal clock; the flow where that is unknown), damage detection
@@ -184,11 +185,15 @@ def _stream(
     Two threads share the work: this one decodes and measures the flow of every frame; an analysis
     thread takes the planned frames in batches (detection, cracks; ONNX Runtime and OpenCV
     release the GIL), so the decoder's threads and the models keep both cores busy. At most
-    ``_MAX_IN_FLIGHT`` batches wait, so memory does not grow with the video."""
+    ``_MAX_IN_FLIGHT`` batches wait, so memory does not grow with the video. ``detector`` (with
+    ``config.detect``): the model to use, by default ``config.model_path`` loaded here."""
     info = probe_video(video)
     recorder = MotionRecorder(camera, info, config.geotag.max_video_width_px) if camera is not None else None
     planner = OdometryPlanner(config.geotag.plan)
-    detector = load_detector(config.model_path, config.detector) if config.detect else None
+    if not config.detect:
+        detector = None
+    elif detector is None:
+        detector = load_detector(config.model_path, config.detector)
     cam_full = (
         CameraProfile(camera.intrinsics.scaled(info.width_px, info.height_px), camera.mount, camera.name)
         if camera
@@ -399,8 +404,12 @@ def run_process(
     out_dir: Path,
     config: ProcessConfig = ProcessConfig(),
     progress: ProgressCallback | None = None,
+    detector: BatchDetector | None = None,
 ) -> ProcessResult:
-    """Process one run folder into ``out_dir`` (see the module docstring for the outputs)."""
+    """Process one run folder into ``out_dir`` (see the module docstring for the outputs).
+
+    ``detector``: the damage detector to run (anything with ``detect_batch``, e.g. a Ray actor's
+    through ``pipelines.inference``); by default ``config.model_path`` is loaded for this run."""
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     run_dir, video, gps, _, camera_path = find_inputs(run_dir, config.geotag)
     info = probe_video(video)
@@ -408,7 +417,7 @@ def run_process(
     camera = _read_camera(camera_path) if camera_path else None
     work = _start_output(out_dir)
     try:
-        result = _process(run_dir, video, camera, gps_speed, work, config, progress)
+        result = _process(run_dir, video, camera, gps_speed, work, config, progress, detector)
         _finish_output(work, out_dir)
     except OSError as exc:
         shutil.rmtree(work, ignore_errors=True)
@@ -434,13 +443,14 @@ def _process(
     out: Path,
     config: ProcessConfig,
     progress: ProgressCallback | None,
+    detector: BatchDetector | None = None,
 ) -> ProcessResult:
     started = time.perf_counter()
     stage_s: dict[str, float] = {}
     warnings: list[str] = []
 
     t0 = time.perf_counter()
-    stream = _stream(video, camera, gps_speed, config, progress)
+    stream = _stream(video, camera, gps_speed, config, progress, detector)
     stage_s["video"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
