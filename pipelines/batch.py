@@ -9,6 +9,9 @@ Each run is the unchanged main job (``pipelines.process.run_process``) writing i
   memory, node lost) is run again by Ray up to ``max_retries`` times. A run's output only appears
   by ``run_process``'s final rename of its temporary folder, so an attempt cut off half-way leaves
   nothing that looks finished; the next attempt deletes what it left and writes the run afresh.
+  With ``detector_actors``, the damage detector is loaded once per actor of a small pool
+  (``pipelines.inference``; on GPUs with ``gpus_per_actor``) that every run's task sends its
+  frames to, instead of once per run; an actor that dies is restarted and its calls sent again.
 
 A run that fails (bad input, a bug) is reported with its error and does not stop the others.
 ``OUT_DIR/batch_report.json`` lists every run: ok or failed with the message, wall time, segments.
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import multiprocessing
 import os
 import shutil
@@ -35,6 +39,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from pavement.errors import ConfigError, PavementError
+from pipelines.detect import BatchDetector
 from pipelines.process import ProcessConfig
 
 logger = logging.getLogger(__name__)
@@ -56,10 +61,22 @@ class BatchConfig:
     max_retries: int = 2  # ray: re-runs of a run whose worker process died
     cpus_per_run: float = 1.0  # ray: CPUs a run reserves (it keeps about 2 busy: decoder + models)
     gpus_per_run: float = 0.0  # ray: GPU share a run reserves (0.25: four runs share a GPU)
+    # ray: actors that hold the damage detector, shared by all runs (0: each run loads its own).
+    # One per GPU is the use: the runs decode on CPUs and send their frames to the GPUs.
+    detector_actors: int = 0
+    cpus_per_actor: float = 1.0  # ray: CPUs a detector actor reserves (its model's threads)
+    gpus_per_actor: float = 0.0  # ray: GPU share a detector actor reserves (1: a GPU each)
 
     def __post_init__(self) -> None:
         if self.workers is not None and self.workers < 1:
             raise ConfigError(f"workers {self.workers} must be >= 1")
+        if self.detector_actors < 0 or self.cpus_per_actor < 0 or self.gpus_per_actor < 0:
+            raise ConfigError(
+                f"detector_actors {self.detector_actors}, cpus_per_actor {self.cpus_per_actor} and "
+                f"gpus_per_actor {self.gpus_per_actor} must be >= 0"
+            )
+        if self.detector_actors and self.engine != Engine.RAY:
+            raise ConfigError(f"detector actors ({self.detector_actors}) need the ray engine: --engine ray")
         if self.max_retries < 0 or self.cpus_per_run <= 0 or self.gpus_per_run < 0:
             raise ConfigError(
                 f"max_retries {self.max_retries}, cpus_per_run {self.cpus_per_run} and gpus_per_run "
@@ -119,16 +136,24 @@ def _remove_leftovers(out_dir: Path) -> tuple[str, ...]:
 
 
 def process_run(
-    run_dir: Path, out_dir: Path, config: ProcessConfig, process: ProcessFunction | None = None
+    run_dir: Path,
+    out_dir: Path,
+    config: ProcessConfig,
+    process: ProcessFunction | None = None,
+    detector: BatchDetector | None = None,
 ) -> RunOutcome:
-    """Process one run of a batch (in a pool worker or a Ray task); never raises for a bad run."""
+    """Process one run of a batch (in a pool worker or a Ray task); never raises for a bad run.
+    ``detector``: the damage detector the run uses (a pool's ``RemoteDetector``) instead of its own."""
     if process is None:
         from pipelines.process import run_process as process
     started = time.perf_counter()
     notes = _remove_leftovers(out_dir)
     host = socket.gethostname()
     try:
-        result = process(run_dir, out_dir, config)
+        if detector is None:
+            result = process(run_dir, out_dir, config)
+        else:
+            result = process(run_dir, out_dir, config, detector=detector)
     except PavementError as exc:
         error = f"{type(exc).__name__}: {exc}"
     except Exception as exc:  # a bug on one run's data must not stop the others
@@ -242,21 +267,38 @@ def _run_ray(
     progress: BatchProgress | None,
     process: ProcessFunction | None,
 ) -> list[RunOutcome]:
-    """One Ray task per run; at most ``batch.workers`` in flight (Ray also queues by CPUs)."""
+    """One Ray task per run; at most ``batch.workers`` in flight (Ray also queues by CPUs). With
+    ``batch.detector_actors``, the runs share that many detector actors (started first, stopped at
+    the end)."""
     ray = import_ray()
     started_here = not ray.is_initialized()
+    actors = batch.detector_actors if config.detect else 0
     if started_here:
         if batch.address is None:
-            # A cluster on this machine for this batch only; small object store: only paths travel.
+            # A cluster on this machine for this batch only, the actors' CPUs beside the runs'. Small
+            # object store: paths travel, and the detector's letterboxed 416 px images (0.5 MB
+            # each; a run has at most 2 batches of 4 on their way).
             ray.init(
-                num_cpus=batch.workers or os.cpu_count() or 1,
+                num_cpus=(batch.workers or os.cpu_count() or 1) + math.ceil(actors * batch.cpus_per_actor),
                 include_dashboard=False,
                 object_store_memory=256 * 1024**2,
                 logging_level=logging.WARNING,
             )
         else:
             ray.init(address=batch.address, logging_level=logging.WARNING)
+    detector = None
     try:
+        if actors:
+            from pipelines.inference import start_detector_pool
+
+            detector = start_detector_pool(
+                actors,
+                config.model_path,
+                config.detector,
+                batch.cpus_per_actor,
+                batch.gpus_per_actor,
+                batch.max_retries,
+            )
         task = ray.remote(
             num_cpus=batch.cpus_per_run, num_gpus=batch.gpus_per_run, max_retries=batch.max_retries
         )(process_run)
@@ -268,7 +310,9 @@ def _run_ray(
         while waiting or in_flight:
             while waiting and len(in_flight) < limit:
                 n, (run_dir, run_out) = waiting.pop(0)
-                in_flight[task.remote(run_dir, run_out, config, process)] = (n, time.perf_counter())
+                run_detector = detector.for_run(n) if detector is not None else None
+                ref = task.remote(run_dir, run_out, config, process, run_detector)
+                in_flight[ref] = (n, time.perf_counter())
             ready, _ = ray.wait(list(in_flight), num_returns=1)
             n, submitted = in_flight.pop(ready[0])
             try:
@@ -287,6 +331,10 @@ def _run_ray(
             if progress is not None:
                 progress(done, len(jobs), outcome)
     finally:
+        if detector is not None:
+            from pipelines.inference import stop_detector_pool
+
+            stop_detector_pool(detector)
         if started_here:
             ray.shutdown()
     return [o for o in outcomes if o is not None]
@@ -338,6 +386,8 @@ def _write_report(
         "engine": batch.engine.value,
         "address": batch.address,
         "workers": batch.workers,
+        "detector_actors": batch.detector_actors,
+        "gpus_per_actor": batch.gpus_per_actor,
         "started_utc": started_utc.isoformat(timespec="seconds"),
         "wall_s": round(wall_s, 2),
         "sum_of_run_wall_s": round(sum(o.wall_s for o in outcomes), 2),

@@ -482,6 +482,22 @@ def batch(
     retries: Annotated[
         int, typer.Option("--retries", help="ray: times a run is re-run after its worker process died.")
     ] = 2,
+    detector_actors: Annotated[
+        int,
+        typer.Option(
+            "--detector-actors",
+            help="ray: N processes hold the damage detector, loaded once, and every run sends its "
+            "frames to them (use one per GPU, with --gpus-per-actor 1). 0: each run loads its own.",
+        ),
+    ] = 0,
+    gpus_per_actor: Annotated[
+        float,
+        typer.Option(
+            "--gpus-per-actor",
+            help="ray: GPUs each detector actor reserves (1: a GPU each; 0.5: two share one). "
+            "0: the actors run on CPUs.",
+        ),
+    ] = 0.0,
     model: Annotated[
         Path | None, typer.Option("--model", help="Damage detector ONNX (with its card).")
     ] = None,
@@ -512,7 +528,14 @@ def batch(
     """
     from pipelines.batch import BatchConfig, Engine, RunOutcome, import_ray, run_batch
 
-    batch_config = BatchConfig(Engine(engine), address, workers, retries)
+    batch_config = BatchConfig(
+        Engine(engine),
+        address,
+        workers,
+        retries,
+        detector_actors=detector_actors,
+        gpus_per_actor=gpus_per_actor,
+    )
     if batch_config.engine == Engine.RAY:
         try:
             import_ray()

@@ -1,7 +1,8 @@
 """``pavement batch`` on three tiny synthetic runs and a corrupt one: the local process pool and a
 Ray cluster started on this machine give the same segments; a failed run is reported while the
 others complete; a Ray worker killed half-way through a run is replaced and the run done once; a
-service job handed to Ray gives the local result."""
+service job handed to Ray gives the local result; runs that share detector actors (the model
+loaded once, the frames sent to it) give the local results too, and a killed actor is restarted."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pavement.errors import ConfigError, VideoUnreadable
+from pavement.errors import ConfigError, ModelError, VideoUnreadable
 from pipelines.batch import (
     BatchConfig,
     Engine,
@@ -22,6 +23,8 @@ from pipelines.batch import (
     ray_process_function,
     run_batch,
 )
+from pipelines.detect import DEFAULT_MODEL, DetectorConfig, load_detector
+from pipelines.inference import RemoteDetector, start_detector_pool, stop_detector_pool
 from pipelines.process import ProcessConfig, run_process
 from pipelines.synth import SynthConfig, run_synth
 from tests.conftest import pavement_cli
@@ -92,7 +95,15 @@ def test_each_run_goes_to_its_own_folder_by_absolute_path(tmp_path, monkeypatch)
 
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(workers=0), dict(max_retries=-1), dict(cpus_per_run=0), dict(engine=Engine.LOCAL, address="auto")],
+    [
+        dict(workers=0),
+        dict(max_retries=-1),
+        dict(cpus_per_run=0),
+        dict(engine=Engine.LOCAL, address="auto"),
+        dict(engine=Engine.RAY, detector_actors=-1),
+        dict(engine=Engine.RAY, detector_actors=1, gpus_per_actor=-1),
+        dict(engine=Engine.LOCAL, detector_actors=1),
+    ],
 )
 def test_bad_batch_settings_are_refused(kwargs):
     with pytest.raises(ConfigError):
@@ -211,3 +222,66 @@ def test_a_service_job_handed_to_ray_gives_the_local_result(runs, local_batch, r
     assert len(result.segments) == len(_segments(tmp_path / "job"))
     with pytest.raises(VideoUnreadable):  # the job's own error, not Ray's wrapper
         process(runs / "BAD", tmp_path / "bad", ProcessConfig(), None)
+
+
+# --------------------------------------------------------------------------------------------
+# Detector actors: the model loaded once per actor, the runs' frames sent to it
+# --------------------------------------------------------------------------------------------
+
+
+def test_detector_actors_need_the_ray_engine(runs, tmp_path):
+    done = pavement_cli("batch", str(runs / RUNS[0]), "--out", str(tmp_path), "--detector-actors", "1")
+    assert done.returncode == 1 and "ConfigError" in done.stderr and "--engine ray" in done.stderr
+
+
+def with_remote_detector(run_dir: Path, out_dir: Path, config: ProcessConfig, detector=None):
+    """run_process, checking that the batch handed the run its actors' detector."""
+    assert isinstance(detector, RemoteDetector), detector
+    return run_process(run_dir, out_dir, config, detector=detector)
+
+
+def test_runs_sharing_detector_actors_give_the_local_results(runs, local_batch, ray_cluster, tmp_path):
+    _, local_out = local_batch
+    result = run_batch(
+        [runs / n for n in RUNS],
+        tmp_path / "out",
+        # the fixture's cluster has 2 CPUs, both for runs; the actor's model threads share them
+        batch=BatchConfig(engine=Engine.RAY, workers=2, detector_actors=1, cpus_per_actor=0),
+        process=with_remote_detector,
+    )
+    assert all(o.ok for o in result.outcomes), [o.error for o in result.outcomes]
+    assert json.loads(result.report_json.read_text())["detector_actors"] == 1
+    for name in RUNS:
+        ours, local = result.out_dir / name, local_out / name
+        assert _segments(ours) == _segments(local), name
+        for file in ("detections.json", "potholes.geojson"):
+            assert (ours / file).read_bytes() == (local / file).read_bytes(), (name, file)
+        report, local_report = (json.loads((o / "report.json").read_text()) for o in (ours, local))
+        for key in ("model", "detector_provider", "detected_frames", "detections", "potholes"):
+            assert report[key] == local_report[key], (name, key)
+    assert sum(json.loads((result.out_dir / n / "report.json").read_text())["detected_frames"] for n in RUNS)
+
+
+def test_a_killed_detector_actor_is_restarted_and_answers_again(ray_cluster):
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    images = [rng.integers(0, 256, (180, 320, 3), dtype=np.uint8) for _ in range(3)]
+    expected = load_detector(DEFAULT_MODEL).detect_batch(images)
+    pool = start_detector_pool(1, DEFAULT_MODEL, DetectorConfig(), num_cpus=0.5, max_restarts=1)
+    try:
+        pid = ray_cluster.get(pool.actors[0].__ray_call__.remote(lambda _actor: os.getpid()))
+        os.kill(pid, signal.SIGKILL)  # as the out-of-memory killer would
+        for _ in range(2):
+            got = pool.detect_batch(images)
+            assert [d.xyxy.tolist() for d in got] == [d.xyxy.tolist() for d in expected]
+        assert ray_cluster.get(pool.actors[0].__ray_call__.remote(lambda _actor: os.getpid())) != pid
+    finally:
+        stop_detector_pool(pool)
+
+
+def test_a_model_the_actors_cannot_load_or_gpus_the_cluster_lacks_stop_the_batch(ray_cluster, tmp_path):
+    with pytest.raises(ModelError, match="missing"):
+        start_detector_pool(1, tmp_path / "none.onnx", DetectorConfig(), num_cpus=0.5)
+    with pytest.raises(ConfigError, match="0 GPUs"):
+        start_detector_pool(1, DEFAULT_MODEL, DetectorConfig(), num_cpus=0.5, num_gpus=1)
