@@ -24,11 +24,13 @@ MIN_GZIP_BYTES = 1024
 
 @dataclass(frozen=True)
 class Answer:
-    """One rendered answer: its ETag, its body (gzip-compressed when ``gzipped``) and headers."""
+    """One rendered answer: its ETag, its body (gzip-compressed when ``gzipped``), media type and
+    more headers."""
 
     etag: str
     body: bytes
     gzipped: bool
+    media_type: str
     headers: tuple[tuple[str, str], ...] = ()
 
     def content(self, accepts_gzip: bool) -> tuple[bytes, dict[str, str]]:
@@ -43,12 +45,11 @@ def etag_of(key: tuple) -> str:
     return 'W/"' + hashlib.sha256(repr(key).encode("utf-8")).hexdigest()[:32] + '"'
 
 
-def make_answer(key: tuple, body: bytes, headers: dict[str, str] | None = None) -> Answer:
+def make_answer(key: tuple, body: bytes, headers: dict[str, str], media_type: str) -> Answer:
+    more = tuple(headers.items())
     if len(body) >= MIN_GZIP_BYTES:
-        return Answer(
-            etag_of(key), gzip.compress(body, GZIP_LEVEL, mtime=0), True, tuple((headers or {}).items())
-        )
-    return Answer(etag_of(key), body, False, tuple((headers or {}).items()))
+        return Answer(etag_of(key), gzip.compress(body, GZIP_LEVEL, mtime=0), True, media_type, more)
+    return Answer(etag_of(key), body, False, media_type, more)
 
 
 class AnswerCache:

@@ -7,6 +7,7 @@
     users ─< runs ─< jobs           a run folder DATA/runs/<run id>/; one job per (re-)processing
     jobs ─< segments ─< frames      results of one job = one result version of its run;
     jobs ─< potholes                DATA/results/<run id>/<job id>/ holds its files
+    segments ─ latest_segments      per place (segment key): its latest row, with the map's copy
     repair_candidates               措置 candidates, keyed by the segment's place (segment_key)
 
 A run's ``current_job_id`` is its newest finished job: its segments are the run's figures, older
@@ -191,9 +192,8 @@ class SegmentRow(Base):
     geometry_json: Mapped[str] = mapped_column(Text)  # GeoJSON LineString, WGS84 lon/lat
     properties_json: Mapped[str] = mapped_column(Text)  # segments.geojson properties + run/job/date
     form_row_json: Mapped[str | None] = mapped_column(Text)  # its 様式A row (exporters.form_a.FormRow)
-    # the web map's lean copy (api.queries.map_geometry_json / map_properties_json; migration 0003)
-    map_geometry_json: Mapped[str | None] = mapped_column(Text)
-    map_properties_json: Mapped[str | None] = mapped_column(Text)
+    # the web map's lean copy of the row (api.queries.map_json; migration 0004)
+    map_json: Mapped[str] = mapped_column(Text)
 
     __table_args__ = (
         UniqueConstraint("job_id", "segment_key", name="uq_segments_job_key"),
@@ -201,6 +201,24 @@ class SegmentRow(Base):
         Index("ix_segments_route", "route_no", "direction", "year"),
         Index("ix_segments_bbox", "min_lon", "max_lon", "min_lat", "max_lat"),
     )
+
+
+class LatestSegment(Base):
+    """Per place (segment key), its latest row (``api.queries.latest_rows``'s rule), kept up to date
+    in the transaction that stores a job's results (``api.queries.refresh_latest``), with a copy of
+    the row's ``map_json``: the whole map is one scan of this small table."""
+
+    __tablename__ = "latest_segments"
+
+    segment_key: Mapped[str] = mapped_column(String(120), primary_key=True)
+    segment_id: Mapped[int] = mapped_column(ForeignKey("segments.id", ondelete="CASCADE"), index=True)
+    route_no: Mapped[str] = mapped_column(String(40))
+    direction: Mapped[str] = mapped_column(String(10))
+    kp_km: Mapped[float] = mapped_column(Float)
+    offset_m: Mapped[float] = mapped_column(Float)
+    map_json: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_latest_segments_order", "route_no", "direction", "kp_km", "offset_m"),)
 
 
 class FrameRow(Base):

@@ -2,14 +2,18 @@
 
 "Current" rows are those of each run's newest finished job (``runs.current_job_id``); older jobs'
 rows are history. "Latest" picks, per segment key, the current row with the newest inspection date
-(on the same date the later run): what the road looks like now, or at the end of a period.
+(on the same date the later run): what the road looks like now, or at the end of a period. The
+latest row of every place is kept in ``latest_segments`` (``refresh_latest``, in the transaction
+that stores a job's results), so the whole network, or a route, is an indexed read; a filter that
+can pick an older row of a place (year, dates, category, bbox) ranks the rows that pass it with a
+window function instead.
 
 The bbox filter compares the four bounding-box columns on every database; on PostgreSQL it first
 asks the PostGIS column's GiST index (``segments.geom &&`` the box), so a map view of a few
 kilometres does not scan every row.
 
-The web map reads a lean copy of each row (``map_geometry_json``, ``map_properties_json``): the line
-simplified within ``MAP_TOLERANCE_DEG`` with ``MAP_DECIMALS`` decimals, and ``MAP_PROPERTIES``.
+The web map reads a lean copy of each row (``map_json``): the line simplified within
+``MAP_TOLERANCE_DEG`` in integer steps of 1 / ``MAP_SCALE`` degree, and ``MAP_PROPERTIES``.
 ``store_version`` changes whenever what the segment queries answer can change (a job's results
 stored, a repair candidate marked, edited or unmarked), so answers can be cached against it.
 """
@@ -17,16 +21,18 @@ stored, a repair candidate marked, edited or unmarked), so answers can be cached
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
+from itertools import pairwise
 
 import shapely
-from sqlalchemy import Float, Select, and_, func, literal, select
+from sqlalchemy import Float, Select, and_, delete, func, insert, literal, select, text
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
 
-from api.models import Job, JobState, RepairCandidate, Run, SegmentRow
+from api.models import Job, JobState, LatestSegment, RepairCandidate, Run, SegmentRow
 from exporters.gis import SegmentRecord
 from pavement.diagnosis import Category
 from pavement.segments import Direction, Segment, SegmentKey, SegmentMetrics
@@ -110,9 +116,15 @@ def current_rows(f: SegmentFilter) -> Select:
     return _filtered(query, f)
 
 
-def latest_rows(f: SegmentFilter) -> Select:
-    """Per segment key, the current row with the newest inspection date among those passing ``f``
-    (portable SQL: a window function, SQLite >= 3.25 and PostgreSQL)."""
+def by_place(f: SegmentFilter) -> bool:
+    """Whether ``f`` keeps or drops all rows of a place alike (route and direction are part of the
+    segment key), so that the latest row among those passing it is the place's latest row."""
+    return f == SegmentFilter(route_no=f.route_no, direction=f.direction)
+
+
+def _ranked_latest(f: SegmentFilter, keys: list[str] | None = None) -> Select:
+    """Per segment key (of ``keys``, if given), the current row with the newest inspection date among
+    those passing ``f`` (portable SQL: a window function, SQLite >= 3.25 and PostgreSQL)."""
     rank = (
         func.row_number()
         .over(
@@ -126,13 +138,71 @@ def latest_rows(f: SegmentFilter) -> Select:
             Run, and_(Run.id == SegmentRow.run_id, Run.current_job_id == SegmentRow.job_id)
         ),
         f,
-    ).subquery()
-    return (
-        select(SegmentRow)
-        .join(ranked, ranked.c.id == SegmentRow.id)
-        .where(ranked.c.rank == 1)
-        .order_by(SegmentRow.route_no, SegmentRow.direction, SegmentRow.kp_km, SegmentRow.offset_m)
     )
+    if keys is not None:
+        ranked = ranked.where(SegmentRow.segment_key.in_(keys))
+    ranked = ranked.subquery()
+    return select(SegmentRow).join(ranked, ranked.c.id == SegmentRow.id).where(ranked.c.rank == 1)
+
+
+def latest_rows(f: SegmentFilter) -> Select:
+    """Per segment key, the current row with the newest inspection date among those passing ``f``,
+    in route, direction, 距離標 order: from ``latest_segments`` when ``by_place(f)``, else ranked."""
+    if by_place(f):
+        query = _filtered(
+            select(SegmentRow).join(LatestSegment, LatestSegment.segment_id == SegmentRow.id), f
+        )
+    else:
+        query = _ranked_latest(f)
+    return query.order_by(SegmentRow.route_no, SegmentRow.direction, SegmentRow.kp_km, SegmentRow.offset_m)
+
+
+def latest_map(f: SegmentFilter) -> Select:
+    """``id``, ``segment_key`` and ``map_json`` of ``latest_rows(f)``, for ``by_place(f)``: read from
+    ``latest_segments`` alone (its rows are small; the segments' rows carry the full JSON)."""
+    assert by_place(f), f
+    query = select(
+        LatestSegment.segment_id.label("id"), LatestSegment.segment_key, LatestSegment.map_json
+    ).order_by(LatestSegment.route_no, LatestSegment.direction, LatestSegment.kp_km, LatestSegment.offset_m)
+    if f.route_no is not None:
+        query = query.where(LatestSegment.route_no == f.route_no)
+    if f.direction is not None:
+        query = query.where(LatestSegment.direction == f.direction)
+    return query
+
+
+#: PostgreSQL advisory lock of ``refresh_latest``: two workers storing rows of the same places at
+#: once would each rank without the other's rows (READ COMMITTED); the second waits for the first.
+_LATEST_LOCK_ID = 0x7061765F6C617465  # "pav_late"
+_KEYS_PER_STATEMENT = 500
+
+
+def refresh_latest(session: Session, keys: Iterable[str] | None = None) -> None:
+    """Make ``latest_segments`` hold the latest row of each place in ``keys`` (every place: None)
+    as the rows in ``session`` now stand. Call it in the transaction that changes a place's rows or
+    its runs' current job: ``api.results.store_results`` does."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LATEST_LOCK_ID})
+    session.flush()
+    if keys is None:
+        chunks: list[list[str] | None] = [None]
+    else:
+        ordered = sorted(set(keys))
+        chunks = [ordered[i : i + _KEYS_PER_STATEMENT] for i in range(0, len(ordered), _KEYS_PER_STATEMENT)]
+    columns = ("segment_key", "segment_id", "route_no", "direction", "kp_km", "offset_m", "map_json")
+    for chunk in chunks:
+        stale = delete(LatestSegment)
+        session.execute(stale if chunk is None else stale.where(LatestSegment.segment_key.in_(chunk)))
+        latest = _ranked_latest(SegmentFilter(), chunk).with_only_columns(
+            SegmentRow.segment_key,
+            SegmentRow.id,
+            SegmentRow.route_no,
+            SegmentRow.direction,
+            SegmentRow.kp_km,
+            SegmentRow.offset_m,
+            SegmentRow.map_json,
+        )
+        session.execute(insert(LatestSegment).from_select(columns, latest))
 
 
 def store_version(session: Session) -> tuple:
@@ -165,29 +235,50 @@ MAP_PROPERTIES = (
     "pothole_count",
     "inspection_date",
 )
+#: The items of each segment of the map's answer (``segment_map``).
+MAP_FIELDS = ("id", "line", *MAP_PROPERTIES, "repair_candidate")
 MAP_TOLERANCE_DEG = 5e-6  # ~0.5 m: a map line this close to the measured one looks the same
-MAP_DECIMALS = 6  # ~0.1 m
+MAP_SCALE = 1_000_000  # the map's lines in integer micro-degrees (~0.1 m)
 
 
-def map_geometry_json(geometry: dict) -> str:
-    """The map's copy of a segment's line: simplified within ``MAP_TOLERANCE_DEG`` (Douglas-Peucker,
-    the ends kept), ``MAP_DECIMALS`` decimals. A 100 m segment of 20 vertices keeps 2-5."""
+def map_line(geometry: dict) -> list[int]:
+    """The map's copy of a segment's LineString: simplified within ``MAP_TOLERANCE_DEG``
+    (Douglas-Peucker, the ends kept), as integers of 1 / ``MAP_SCALE`` degree: the first point's lon,
+    lat, then each next point's differences from the one before. A 100 m segment of 20 vertices
+    keeps 2-5, about 40 characters."""
     coords = geometry.get("coordinates") or []
-    if geometry.get("type") != "LineString":
-        return json.dumps(geometry, separators=(",", ":"))
     if len(coords) > 2:
         simple = shapely.LineString(coords).simplify(MAP_TOLERANCE_DEG, preserve_topology=False)
         if len(simple.coords) >= 2:
             coords = simple.coords
-    line = [[round(c, MAP_DECIMALS) for c in point[:2]] for point in coords]
-    return json.dumps({"type": "LineString", "coordinates": line}, separators=(",", ":"))
+    points = [(round(p[0] * MAP_SCALE), round(p[1] * MAP_SCALE)) for p in coords]
+    line = list(points[0]) if points else []
+    for (lon0, lat0), (lon1, lat1) in pairwise(points):
+        line += (lon1 - lon0, lat1 - lat0)
+    return line
 
 
-def map_properties_json(properties: dict) -> str:
-    """The map's properties (``MAP_PROPERTIES``) of a segment, as JSON text."""
-    return json.dumps(
-        {k: properties.get(k) for k in MAP_PROPERTIES}, ensure_ascii=False, separators=(",", ":")
-    )
+def map_json(geometry: dict, properties: dict) -> str:
+    """The map's copy of a segment row, as JSON text: ``[line, *MAP_PROPERTIES values]``."""
+    values = [map_line(geometry), *(properties.get(k) for k in MAP_PROPERTIES)]
+    return json.dumps(values, ensure_ascii=False, separators=(",", ":"))
+
+
+def map_item_json(row_id: int, stored: str, repair_candidate: bool) -> str:
+    """One segment of the map's answer (``MAP_FIELDS``) from a row's id and ``map_json``."""
+    return f"[{row_id},{stored[1:-1]},{'true' if repair_candidate else 'false'}]"
+
+
+def segment_map(items: list[str], members: dict | None = None) -> bytes:
+    """The map's answer: ``{"fields": MAP_FIELDS, "segments": [items], **members}``."""
+    head = '{"fields":' + json.dumps(MAP_FIELDS) + ',"segments":['
+    return _collection(head, items, members)
+
+
+def _collection(head: str, items: list[str], members: dict | None) -> bytes:
+    # each item encoded alone: joining one long text of tens of MB first is several times slower
+    tail = "]" + extra_properties(members or {}) + "}"
+    return b"".join((head.encode(), b",".join([i.encode("utf-8") for i in items]), tail.encode("utf-8")))
 
 
 def rows(session: Session, query: Select) -> list[SegmentRow]:
@@ -206,36 +297,9 @@ def feature_json(row: SegmentRow, extra: str = "") -> str:
     return f'{{"type":"Feature","id":{row.id},"geometry":{row.geometry_json},"properties":{props}}}'
 
 
-def map_feature_json(row, extra: str = "") -> str:
-    """``feature_json`` of the map's lean copy: ``row`` has ``id``, ``map_geometry_json`` and
-    ``map_properties_json`` (see ``map_copies`` for rows written without them)."""
-    props = row.map_properties_json
-    props = props[:-1] + extra + "}" if extra else props
-    return f'{{"type":"Feature","id":{row.id},"geometry":{row.map_geometry_json},"properties":{props}}}'
-
-
-def map_copies(session: Session, ids: list[int]) -> dict[int, tuple[str, str]]:
-    """The map's (geometry, properties) texts of rows stored without them, computed from the rows."""
-    found = session.execute(
-        select(SegmentRow.id, SegmentRow.geometry_json, SegmentRow.properties_json).where(
-            SegmentRow.id.in_(ids)
-        )
-    )
-    return {
-        r.id: (
-            map_geometry_json(json.loads(r.geometry_json)),
-            map_properties_json(json.loads(r.properties_json)),
-        )
-        for r in found
-    }
-
-
 def feature_collection(features: list[str], members: dict | None = None) -> bytes:
     """A FeatureCollection of ``features`` (texts), with more top-level ``members`` if given."""
-    more = extra_properties(members or {})
-    return ('{"type":"FeatureCollection","features":[' + ",".join(features) + "]" + more + "}").encode(
-        "utf-8"
-    )
+    return _collection('{"type":"FeatureCollection","features":[', features, members)
 
 
 def to_record(row: SegmentRow) -> SegmentRecord:

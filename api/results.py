@@ -3,7 +3,8 @@ segments, album frames and potholes in one transaction.
 
 Rows are keyed by (job, segment key): storing a job again (a retried job) deletes its earlier rows
 first, so it never leaves duplicates. The transaction starts by marking the job done *only if this
-worker still holds it* (same worker id and attempt): a worker that lost its lease stores nothing.
+worker still holds it* (same worker id and attempt): a worker that lost its lease stores nothing,
+and ends by bringing the latest row of each place the run measured up to date (``latest_segments``).
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 
 from api.db import Store
 from api.models import FrameRow, Job, JobState, PotholeRow, Run, SegmentRow, utcnow
-from api.queries import map_geometry_json, map_properties_json
+from api.queries import map_json, refresh_latest
 from exporters.form_a import FormRow, read_form_xlsx
 from pavement.errors import ExportError
 
@@ -142,8 +143,7 @@ def segment_row(
         geometry_json=json.dumps(feature["geometry"], separators=(",", ":")),
         properties_json=json.dumps(props, ensure_ascii=False, separators=(",", ":")),
         form_row_json=json.dumps(asdict(form_row), ensure_ascii=False) if form_row else None,
-        map_geometry_json=map_geometry_json(feature["geometry"]),
-        map_properties_json=map_properties_json(props),
+        map_json=map_json(feature["geometry"], props),
     )
 
 
@@ -175,6 +175,10 @@ def store_results(store: Store, job: ClaimedJob, out_dir: Path) -> int:
         )
         if claimed.rowcount != 1:
             raise JobLost(f"job {job.job_id} is no longer held by {job.worker_id} (attempt {job.attempt})")
+        # the places whose latest row may change: the run's (this job's earlier rows included)
+        places = set(
+            session.scalars(select(SegmentRow.segment_key).where(SegmentRow.run_id == job.run_id).distinct())
+        )
         for table in (FrameRow, PotholeRow, SegmentRow):
             session.execute(delete(table).where(table.job_id == job.job_id))
 
@@ -226,4 +230,5 @@ def store_results(store: Store, job: ClaimedJob, out_dir: Path) -> int:
         if run.current_job_id is None or job.job_id > run.current_job_id:  # the newest result is current
             run.current_job_id = job.job_id
             run.inspection_date = results.inspection_date
+        refresh_latest(session, places | by_key.keys())
         return len(by_key)

@@ -1,17 +1,17 @@
-"""Segments for engineers: the map's GeoJSON, one segment with its history and frames, the frames'
-(privacy-masked) JPEGs, and repair candidates (措置候補).
+"""Segments for engineers: GeoJSON and the map's lean answer, one segment with its history and
+frames, the frames' (privacy-masked) JPEGs, and repair candidates (措置候補).
 
 ``GET /segments`` answers a whole prefecture's network (50,000 segments) within a map's patience:
-``view=map`` sends the lean copy of each segment (``api.queries.MAP_PROPERTIES``, simplified lines),
-``limit`` / ``offset`` page through large answers (``links`` rel next), and answers are
-gzip-compressed once and cached until the store changes (``api.answers``), with ETags.
+``view=map`` sends a compact table of the lean copy of each segment (``api.queries.MAP_FIELDS``:
+simplified lines in integer steps, no repeated names), read from ``latest_segments`` for the whole
+network or a route, ``limit`` / ``offset`` page through large answers (``links`` rel next), and
+answers are gzip-compressed once and cached until the store changes (``api.answers``), with ETags.
 """
 
 from __future__ import annotations
 
 import json
 from enum import StrEnum
-from types import SimpleNamespace
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
@@ -24,14 +24,17 @@ from api.db import Store
 from api.errors import AUTHENTICATED, responses
 from api.models import MAX_ID, FrameRow, PotholeRow, RepairCandidate, RowId, Run, SegmentRow, User, utcnow
 from api.queries import (
+    MAP_FIELDS,
     SegmentFilter,
+    by_place,
     current_rows,
     extra_properties,
     feature_collection,
     feature_json,
+    latest_map,
     latest_rows,
-    map_copies,
-    map_feature_json,
+    map_item_json,
+    segment_map,
     store_version,
 )
 from api.security import Engineer
@@ -43,7 +46,7 @@ Category = Literal["I", "II", "III", "none"]
 _DEGREES = r"-?[0-9]{1,3}(\.[0-9]{1,15})?"
 BBOX_PATTERN = rf"^{_DEGREES},{_DEGREES},{_DEGREES},{_DEGREES}$"
 GEOJSON = "application/geo+json"
-#: Compressed answers one server process keeps (the whole map of 50,000 segments is ~4 MB).
+#: Compressed answers one server process keeps (the whole map of 50,000 segments is ~2 MB).
 ANSWER_CACHE_BYTES = 64 * 1024 * 1024
 
 
@@ -86,8 +89,14 @@ def _store(request: Request) -> Store:
 
 class View(StrEnum):
     FULL = "full"  # every property of segments.geojson, the measured line
-    MAP = "map"  # the map's properties, the line simplified within 0.5 m
+    MAP = "map"  # the map's compact table: its properties, the line simplified within 0.5 m
 
+
+LINKS_SCHEMA = {
+    "type": "array",
+    "items": {"type": "object", "required": ["rel", "href"]},
+    "description": "rel 'next': the next page, when limit cut the answer short",
+}
 
 FEATURE_COLLECTION_SCHEMA = {
     "type": "object",
@@ -108,52 +117,64 @@ FEATURE_COLLECTION_SCHEMA = {
             },
         },
         "numberReturned": {"type": "integer"},
-        "links": {
+        "links": LINKS_SCHEMA,
+    },
+}
+
+
+SEGMENT_MAP_SCHEMA = {
+    "type": "object",
+    "description": "view=map: one array per segment, its items named by `fields`: the row id, the line "
+    "(integers of 1e-6 degree: the first point's lon, lat, then each next point's differences from the "
+    "point before), the map's properties, repair_candidate",
+    "required": ["fields", "segments", "numberReturned"],
+    "properties": {
+        "fields": {"type": "array", "items": {"type": "string"}, "example": list(MAP_FIELDS)},
+        "segments": {
             "type": "array",
-            "items": {"type": "object", "required": ["rel", "href"]},
-            "description": "rel 'next': the next page, when limit cut the answer short",
+            "items": {
+                "type": "array",
+                "minItems": len(MAP_FIELDS),
+                "maxItems": len(MAP_FIELDS),
+            },
         },
+        "numberReturned": {"type": "integer"},
+        "links": LINKS_SCHEMA,
     },
 }
 
 
 def _render(request: Request, session, f: SegmentFilter, view: View, limit: int | None, offset: int, key):
-    query = current_rows(f).order_by(SegmentRow.segment_key) if f.run_id is not None else latest_rows(f)
-    if view == View.MAP:
-        columns = (SegmentRow.map_geometry_json, SegmentRow.map_properties_json)
-        render = map_feature_json
+    if view == View.MAP and by_place(f):
+        query = latest_map(f)  # latest_segments alone: the whole network in one small scan
     else:
-        columns, render = (SegmentRow.geometry_json, SegmentRow.properties_json), feature_json
+        query = current_rows(f).order_by(SegmentRow.segment_key) if f.run_id is not None else latest_rows(f)
+        if view == View.MAP:
+            data: tuple = (SegmentRow.map_json,)
+        else:
+            data = (SegmentRow.geometry_json, SegmentRow.properties_json)
+        query = query.with_only_columns(SegmentRow.id, SegmentRow.segment_key, *data)
     if limit is not None:
         query = query.limit(limit + 1)
     if offset:
         query = query.offset(offset)
-    found = session.execute(query.with_only_columns(SegmentRow.id, SegmentRow.segment_key, *columns)).all()
-    if view == View.MAP and (lacking := [r.id for r in found if None in (r[2], r[3])]):
-        copies = map_copies(session, lacking)
-        found = [
-            SimpleNamespace(
-                id=r.id,
-                segment_key=r.segment_key,
-                map_geometry_json=copies[r.id][0],
-                map_properties_json=copies[r.id][1],
-            )
-            if r.id in copies
-            else r
-            for r in found
-        ]
+    found = session.execute(query).all()
+    media_type = "application/json" if view == View.MAP else GEOJSON
     members: dict = {}
     headers: dict[str, str] = {}
     if limit is not None and len(found) > limit:
         found = found[:limit]
         href = str(request.url.include_query_params(offset=offset + limit))
-        members["links"] = [{"rel": "next", "type": GEOJSON, "href": href}]
+        members["links"] = [{"rel": "next", "type": media_type, "href": href}]
         headers["Link"] = f'<{href}>; rel="next"'
     members["numberReturned"] = len(found)
     marked = set(session.scalars(select(RepairCandidate.segment_key)).all())
+    if view == View.MAP:
+        items = [map_item_json(r.id, r.map_json, r.segment_key in marked) for r in found]
+        return make_answer(key, segment_map(items, members), headers, media_type)
     flag = {b: extra_properties({"repair_candidate": b}) for b in (False, True)}
-    features = [render(r, flag[r.segment_key in marked]) for r in found]
-    return make_answer(key, feature_collection(features, members), headers)
+    features = [feature_json(r, flag[r.segment_key in marked]) for r in found]
+    return make_answer(key, feature_collection(features, members), headers, media_type)
 
 
 @router.get(
@@ -162,7 +183,10 @@ def _render(request: Request, session, f: SegmentFilter, view: View, limit: int 
     response_class=Response,
     responses={
         200: {
-            "content": {GEOJSON: {"schema": FEATURE_COLLECTION_SCHEMA}},
+            "content": {
+                GEOJSON: {"schema": FEATURE_COLLECTION_SCHEMA},
+                "application/json": {"schema": SEGMENT_MAP_SCHEMA},
+            },
             "headers": {
                 "ETag": {"schema": {"type": "string"}, "description": "send it as If-None-Match next time"},
                 "Link": {"schema": {"type": "string"}, "description": "the next page (rel=next)"},
@@ -178,16 +202,18 @@ def list_segments(
     view: Annotated[
         View,
         Query(
-            description="full: every property of segments.geojson and the measured line; map: what the web "
-            "map needs (segment_id, route, direction, 距離標, category, indicators, date) on lines "
-            "simplified within 0.5 m, about a third of the bytes (details on /segments/{id})",
+            description="full: a GeoJSON FeatureCollection, every property of segments.geojson and the "
+            "measured line; map: what the web map needs (segment_id, route, direction, 距離標, category, "
+            "indicators, date) on lines simplified within 0.5 m, as a compact table (application/json, "
+            "about a tenth of the bytes; details on /segments/{id})",
         ),
     ] = View.FULL,
     limit: int | None = Query(None, ge=1, le=100_000, description="at most this many (a page)"),
     offset: int = Query(0, ge=0, le=MAX_ID, description="skip this many (the next page's offset)"),
 ) -> Response:
     """A FeatureCollection with the properties of ``segments.geojson`` plus ``run_id``,
-    ``result_version`` (the job), ``inspection_date`` and ``repair_candidate``. Without ``run_id``
+    ``result_version`` (the job), ``inspection_date`` and ``repair_candidate``; with ``view=map``
+    a table of the map's fields (``fields``, one array per segment in ``segments``). Without ``run_id``
     each place (segment key) appears once: its newest inspection among the rows that pass the
     filters. In route, direction, 距離標 order; ``numberReturned`` features, and with ``limit`` a
     ``links`` item rel ``next`` (also the ``Link`` header) while more remain.
@@ -211,7 +237,9 @@ def list_segments(
             answer = _render(request, session, f, view, limit, offset, key)
             cache.put(key, answer)
     body, encoding = answer.content("gzip" in request.headers.get("accept-encoding", ""))
-    return Response(body, media_type=GEOJSON, headers={**common, **dict(answer.headers), **encoding})
+    return Response(
+        body, media_type=answer.media_type, headers={**common, **dict(answer.headers), **encoding}
+    )
 
 
 def _etags(header: str | None) -> set[str]:

@@ -57,6 +57,7 @@ from sqlalchemy import func, insert, select  # noqa: E402
 
 from api.db import Store, open_store  # noqa: E402
 from api.models import Job, JobState, RepairCandidate, Run, SegmentRow, User  # noqa: E402
+from api.queries import refresh_latest  # noqa: E402
 from api.results import segment_row  # noqa: E402
 from api.security import create_token  # noqa: E402
 from api.settings import Settings  # noqa: E402
@@ -213,6 +214,7 @@ def seed_segments(store: Store, n: int, seed: int = 0, day: date = date(2024, 6,
                     {c.key: getattr(row, c.key) for c in SegmentRow.__table__.columns if c.key != "id"}
                 )
             session.execute(insert(SegmentRow), values)
+            refresh_latest(session, [v["segment_key"] for v in values])  # as api.results.store_results
             for v in values:
                 if rng.random() < 0.01:
                     by = {"created_by": owner.id, "updated_by": owner.id}
@@ -494,7 +496,7 @@ def time_query(client: httpx.Client, base: str, token: str, params: dict, reques
         revalidated.append(t)
     return {
         "params": params,
-        "features": len(body["features"]),
+        "features": body["numberReturned"],
         "body_mb": round(len(first.content) / 1e6, 2),
         "wire_mb": round(first.num_bytes_downloaded / 1e6, 2),
         "content_encoding": first.headers.get("Content-Encoding", "identity"),

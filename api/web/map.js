@@ -1,6 +1,6 @@
 // 路面点検 区間マップ: segments from /api/v1/segments?view=map (the lean copy: the properties the map
-// colours and labels by, lines simplified within 0.5 m; gzip, cached by the server until the data
-// change) coloured by 診断区分 or an indicator, a side panel with figures, history and frames (from
+// colours and labels by, lines simplified within 0.5 m, as a compact table; gzip, cached by the server
+// until the data change) coloured by 診断区分 or an indicator, a side panel with figures, history and frames (from
 // /segments/{id}), repair candidates. Every request carries the bearer token typed in the header
 // (kept in this browser's localStorage).
 "use strict";
@@ -68,6 +68,30 @@ function filters(year) {
   return params;
 }
 
+// view=map answers {fields: ["id", "line", ...properties], segments: [[...], ...]}; the line is in
+// integers of 1e-6 degree, the first point's lon, lat, then each next point's differences.
+function toGeoJSON(answer) {
+  const names = answer.fields.slice(2);
+  const features = answer.segments.map((s) => {
+    const line = s[1];
+    const coordinates = [];
+    let lon = 0, lat = 0;
+    for (let i = 0; i + 1 < line.length; i += 2) {
+      lon += line[i];
+      lat += line[i + 1];
+      coordinates.push([lon / 1e6, lat / 1e6]);
+    }
+    const properties = {};
+    names.forEach((name, i) => { properties[name] = s[i + 2]; });
+    return { type: "Feature", id: s[0], geometry: { type: "LineString", coordinates }, properties };
+  });
+  return { type: "FeatureCollection", features };
+}
+
+async function segments(year) {
+  return toGeoJSON(await (await api("/segments?" + filters(year))).json());
+}
+
 function stepColor(value, steps) {
   if (value === null || value === undefined) return UNKNOWN;
   return STEP_COLORS[steps.filter((s) => value >= s).length];
@@ -131,10 +155,10 @@ async function load() {
   status("読み込み中…");
   try {
     const year = $("year").value ? Number($("year").value) : null;
-    const data = await (await api("/segments?" + filters(year))).json();
+    const data = await segments(year);
     if (by === "change") {
       const lastYear = year ? year - 1 : null;
-      const before = lastYear ? await (await api("/segments?" + filters(lastYear))).json() : { features: [] };
+      const before = lastYear ? await segments(lastYear) : { features: [] };
       const old = new Map(before.features.map((f) => [f.properties.segment_id, f.properties]));
       data.features.forEach((f) => { f.properties._change = changeOf(f.properties, old.get(f.properties.segment_id)); });
     }

@@ -14,6 +14,7 @@ import pytest
 
 from api import exports
 from api.models import FrameRow, Job, JobState, Run, SegmentRow, User, utcnow
+from api.queries import refresh_latest
 from api.results import segment_row
 from tests.api.conftest import auth
 
@@ -62,6 +63,7 @@ def _run(service, day: date, keys: list[str], frames_per_segment: int = 2) -> in
                         detections_json=json.dumps(DAMAGE if k == frames_per_segment - 1 else []),
                     )
                 )  # fmt: skip
+        refresh_latest(session, keys)
         return run.id
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import update
 from api.app import create_app
 from api.db import open_store
 from api.models import FrameRow, Job, JobState, PotholeRow, RepairCandidate, Run, Token, User
+from api.queries import refresh_latest
 from api.results import segment_row
 from api.security import create_token
 from api.settings import Settings
@@ -98,7 +99,7 @@ def _seed(store) -> None:
             }
             rows.append(segment_row(run.id, job.id, feature, form_row, day))
         session.add_all(rows)
-        session.flush()
+        refresh_latest(session, [r.segment_key for r in rows])
         frame_file = f"results/{run.id}/job{job.id}.a1/frames/7.jpg"
         (store.data_dir / frame_file).parent.mkdir(parents=True)
         (store.data_dir / frame_file).write_bytes(JPEG)

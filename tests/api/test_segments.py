@@ -10,10 +10,9 @@ import random
 from datetime import date
 
 import pytest
-from sqlalchemy import text
 
-from api.models import Job, JobState, Run, SegmentRow, User
-from api.queries import MAP_PROPERTIES
+from api.models import Job, JobState, Run, User
+from api.queries import MAP_FIELDS, MAP_PROPERTIES, refresh_latest
 from api.results import segment_row
 from tests.api.conftest import ON_BOTH, auth
 
@@ -68,6 +67,7 @@ def _store_run(service, features: list[dict], day: date = date(2024, 6, 12)) -> 
         run.current_job_id = job.id
         for feature in features:
             session.add(segment_row(run.id, job.id, feature, None, day))
+        refresh_latest(session, [f["properties"]["segment_id"] for f in features])
         return run.id
 
 
@@ -75,16 +75,32 @@ def _get(service, **params):
     return service.client.get("/api/v1/segments", params=params, headers=auth(service.tokens["engineer"]))
 
 
+def _map_features(answer: dict) -> list[dict]:
+    """The segments of a ``view=map`` answer as GeoJSON-like features (what map.js makes of them)."""
+    assert answer["fields"] == list(MAP_FIELDS)
+    features = []
+    for segment in answer["segments"]:
+        line, coords, lon, lat = segment[1], [], 0, 0
+        for i in range(0, len(line), 2):
+            lon, lat = lon + line[i], lat + line[i + 1]
+            coords.append([lon / 1e6, lat / 1e6])
+        properties = dict(zip(MAP_FIELDS[2:], segment[2:], strict=True))
+        features.append({"id": segment[0], "geometry": {"coordinates": coords}, "properties": properties})
+    return features
+
+
 @ON_BOTH
 def test_map_view_is_lean_and_close_to_the_measured_line(make_service):
     service = make_service()
     _store_run(service, [_feature(i) for i in range(3)])
     full = _get(service).json()
-    lean = _get(service, view="map").json()
-    assert [f["id"] for f in full["features"]] == [f["id"] for f in lean["features"]]
-    assert full["numberReturned"] == lean["numberReturned"] == 3
+    answer = _get(service, view="map")
+    assert answer.headers["Content-Type"] == "application/json"
+    lean = _map_features(answer.json())
+    assert [f["id"] for f in full["features"]] == [f["id"] for f in lean]
+    assert full["numberReturned"] == answer.json()["numberReturned"] == 3
     assert {"frame_ids", "coverage_pct", "rut_uncertainty_mm"} <= set(full["features"][0]["properties"])
-    for f, g in zip(full["features"], lean["features"], strict=True):
+    for f, g in zip(full["features"], lean, strict=True):
         assert set(g["properties"]) == {*MAP_PROPERTIES, "repair_candidate"}
         assert all(g["properties"][k] == f["properties"][k] for k in g["properties"])
         measured, simple = f["geometry"]["coordinates"], g["geometry"]["coordinates"]
@@ -93,7 +109,31 @@ def test_map_view_is_lean_and_close_to_the_measured_line(make_service):
             round(c, 6) for c in measured[-1]
         ]
         assert _max_gap_m(measured, simple) < 0.6
-    assert len(_get(service, view="map").content) < 0.5 * len(_get(service).content)
+    assert len(_get(service, view="map").content) < 0.25 * len(_get(service).content)
+
+
+@ON_BOTH
+def test_map_view_with_a_year_ranks_the_rows_of_that_year(make_service):
+    """Without filters the map reads latest_segments; with a year the rows of that year are ranked:
+    a place measured in 2024 and 2025 shows its 2024 figures for year=2024."""
+    service = make_service()
+    _store_run(service, [_feature(i) for i in range(3)], day=date(2024, 6, 12))
+    newer = _feature(1)
+    newer["properties"]["crack_ratio_pct"] = 55.0
+    _store_run(service, [newer], day=date(2025, 6, 12))
+    now = {
+        f["properties"]["offset_m"]: f["properties"] for f in _map_features(_get(service, view="map").json())
+    }
+    in_2024 = _map_features(_get(service, view="map", year=2024).json())
+    assert [now[o]["inspection_date"] for o in (0.0, 100.0, 200.0)] == [
+        "2024-06-12",
+        "2025-06-12",
+        "2024-06-12",
+    ]
+    assert now[100.0]["crack_ratio_pct"] == 55.0
+    assert [f["properties"]["crack_ratio_pct"] for f in in_2024] == [10.0, 11.0, 12.0]
+    route = _map_features(_get(service, view="map", route_no="3", direction="下り").json())
+    assert [f["properties"] for f in route] == list(now.values())
 
 
 def _max_gap_m(measured: list, simple: list) -> float:
@@ -113,13 +153,13 @@ def _max_gap_m(measured: list, simple: list) -> float:
 def test_pages_follow_the_next_links(make_service):
     service = make_service()
     _store_run(service, [_feature(i) for i in range(5)])
-    whole = [f["id"] for f in _get(service, view="map").json()["features"]]
+    whole = [f["id"] for f in _map_features(_get(service, view="map").json())]
     seen, response = [], _get(service, view="map", limit=2)
     pages = 0
     while True:
         body = response.json()
-        assert body["numberReturned"] == len(body["features"]) <= 2
-        seen += [f["id"] for f in body["features"]]
+        assert body["numberReturned"] == len(body["segments"]) <= 2
+        seen += [f["id"] for f in _map_features(body)]
         pages += 1
         nexts = [link["href"] for link in body.get("links", []) if link["rel"] == "next"]
         if not nexts:
@@ -151,7 +191,7 @@ def test_answers_are_gzipped_cached_and_revalidated(make_service):
     assert service.client.app.state.segment_answers.nbytes > 0
 
     # a repair candidate marked: the cached answer is not served any more
-    key = first.json()["features"][0]["properties"]["segment_id"]
+    key = _map_features(first.json())[0]["properties"]["segment_id"]
     assert (
         service.client.post("/api/v1/repair-candidates", json={"segment": key}, headers=eng).status_code
         == 201
@@ -160,31 +200,34 @@ def test_answers_are_gzipped_cached_and_revalidated(make_service):
         "/api/v1/segments", params={"view": "map"}, headers={**eng, "If-None-Match": etag}
     )
     assert marked.status_code == 200 and marked.headers["ETag"] != etag
-    assert marked.json()["features"][0]["properties"]["repair_candidate"] is True
+    assert _map_features(marked.json())[0]["properties"]["repair_candidate"] is True
     assert service.client.delete(f"/api/v1/repair-candidates/{key}", headers=eng).status_code == 204
-    unmarked = _get(service, view="map").json()
-    assert unmarked["features"][0]["properties"]["repair_candidate"] is False
+    unmarked = _map_features(_get(service, view="map").json())
+    assert unmarked[0]["properties"]["repair_candidate"] is False
 
     # a newer run of the same places: the answer shows it
     _store_run(service, [_feature(0)], day=date(2025, 6, 12))
-    latest = _get(service, view="map").json()
-    assert latest["features"][0]["properties"]["inspection_date"] == "2025-06-12"
+    latest = _map_features(_get(service, view="map").json())
+    assert latest[0]["properties"]["inspection_date"] == "2025-06-12"
 
 
 def test_the_cache_holds_only_its_budget_and_the_current_version():
     from api.answers import AnswerCache, make_answer
 
+    def answer(key, body):
+        return make_answer(key, body, {}, "application/json")
+
     cache = AnswerCache(max_bytes=2500)
     noise = random.Random(0).randbytes(1000)  # does not compress: ~1 KB each
     for i in range(5):
-        cache.put((1, i), make_answer((1, i), noise))
+        cache.put((1, i), answer((1, i), noise))
     assert cache.nbytes <= 2500 and cache.get((1, 4)) is not None and cache.get((1, 0)) is None
-    cache.put((2, 0), make_answer((2, 0), b"{}"))
+    cache.put((2, 0), answer((2, 0), b"{}"))
     assert cache.get((1, 4)) is None and cache.nbytes == 2  # answers of older store versions dropped
-    assert make_answer((2, 0), b"x" * 5000).gzipped and not make_answer((2, 0), b"{}").gzipped
-    body, headers = make_answer((3,), b"y" * 5000).content(accepts_gzip=False)
+    assert answer((2, 0), b"x" * 5000).gzipped and not answer((2, 0), b"{}").gzipped
+    body, headers = answer((3,), b"y" * 5000).content(accepts_gzip=False)
     assert body == b"y" * 5000 and headers == {}
-    assert gzip.decompress(make_answer((3,), b"y" * 5000).content(accepts_gzip=True)[0]) == b"y" * 5000
+    assert gzip.decompress(answer((3,), b"y" * 5000).content(accepts_gzip=True)[0]) == b"y" * 5000
 
 
 @ON_BOTH
@@ -194,7 +237,7 @@ def test_the_cache_holds_only_its_budget_and_the_current_version():
 def test_bbox_corners_in_any_order(make_service, bbox):
     service = make_service()
     _store_run(service, [_feature(i) for i in range(5)])  # lines start 0.01 degrees (840 m) apart
-    found = _get(service, bbox=bbox, view="map").json()["features"]
+    found = _map_features(_get(service, bbox=bbox, view="map").json())
     assert [f["properties"]["offset_m"] for f in found] == [0.0, 100.0]
 
 
@@ -203,14 +246,3 @@ def test_bad_bbox_is_422(service, bbox):
     response = _get(service, bbox=bbox)
     assert response.status_code == 422
     assert "bbox" in json.dumps(response.json()["detail"])
-
-
-def test_rows_stored_without_a_map_copy_are_still_drawn(make_service):
-    service = make_service()
-    _store_run(service, [_feature(0)])
-    with service.store.session() as session:
-        session.execute(text("UPDATE segments SET map_geometry_json = NULL, map_properties_json = NULL"))
-    lean = _get(service, view="map").json()["features"]
-    assert len(lean) == 1 and set(lean[0]["properties"]) == {*MAP_PROPERTIES, "repair_candidate"}
-    with service.store.session() as session:
-        assert session.query(SegmentRow).one().map_geometry_json is None  # read, never written back

@@ -14,7 +14,7 @@ from sqlalchemy import inspect, text
 
 from api.db import open_store
 from api.models import Base, Job, JobState, Run, SegmentRow, User, include_object
-from api.queries import SegmentFilter, current_rows, latest_rows, rows
+from api.queries import SegmentFilter, current_rows, latest_rows, refresh_latest, rows
 from api.settings import Settings
 from tests.api.conftest import ON_BOTH
 
@@ -31,7 +31,7 @@ def test_migrations_build_exactly_the_models(tmp_path, new_database_url):
         diffs = compare_metadata(context, Base.metadata)
         version = conn.scalar(text("SELECT version_num FROM alembic_version"))
     assert diffs == []
-    assert version == "0003"
+    assert version == "0004"
     assert {"alembic_version", "segments", "jobs", "uploads", "tokens"} <= set(
         inspect(store.engine).get_table_names()
     )
@@ -71,14 +71,14 @@ def test_upgrade_is_repeatable_and_safe_to_race(tmp_path, new_database_url):
 
 
 @ON_BOTH
-def test_upgrade_to_0003_fills_the_map_copies_of_stored_segments(tmp_path, new_database_url):
-    """A store of 0002 with segments: 0003 adds the web map's lean copies, made from the stored rows
-    as the writer makes them now."""
+def test_upgrade_to_0004_fills_the_map_copies_and_the_latest_rows(tmp_path, new_database_url):
+    """A store of 0003 with segments of two runs: 0004 adds the map's compact copies, made from the
+    stored rows as the writer makes them now, and the latest row of each place."""
     from alembic import command
     from alembic.config import Config
 
     from api.db import MIGRATIONS, make_engine
-    from api.queries import map_geometry_json, map_properties_json
+    from api.queries import map_json
 
     engine = make_engine(new_database_url() or f"sqlite:///{tmp_path / 'old.db'}")
     config = Config()
@@ -90,32 +90,42 @@ def test_upgrade_to_0003_fills_the_map_copies_of_stored_segments(tmp_path, new_d
     )
     with engine.begin() as conn:
         config.attributes["connection"] = conn
-        command.upgrade(config, "0002")
+        command.upgrade(config, "0003")
         conn.execute(
             text("INSERT INTO users (id, name, role, created_at) VALUES (1, 'u', 'uploader', '2024-01-01')")
         )
-        for statement in (
-            "INSERT INTO runs (id, owner_id, label, vehicle_json, files_json, created_at) "
-            "VALUES (1, 1, '', '{}', '{}', '2024-01-01')",
-            "INSERT INTO jobs (id, run_id, state, progress, stage, options_json, attempts, max_attempts, "
-            "created_at) VALUES (1, 1, 'done', 1, '', '{}', 1, 3, '2024-01-01')",
-        ):
-            conn.execute(text(statement))
-        conn.execute(
-            text(
-                "INSERT INTO segments (run_id, job_id, segment_key, route_no, direction, kp_km, offset_m, "
-                "length_m, partial, pothole_count, min_lon, min_lat, max_lon, max_lat, geometry_json, "
-                "properties_json) VALUES (1, 1, '3_下り_12_0000', '3', '下り', 12, 0, 100, false, 0, "
-                "140.7, 40.8, 140.71, 40.81, :g, :p)"
-            ),
-            {"g": geometry, "p": props},
-        )
+        for run, day in ((1, "2024-06-01"), (2, "2025-06-01")):
+            conn.execute(
+                text(
+                    "INSERT INTO runs (id, owner_id, label, vehicle_json, files_json, created_at, "
+                    "current_job_id) VALUES (:r, 1, '', '{}', '{}', '2024-01-01', :r)"
+                ),
+                {"r": run},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO jobs (id, run_id, state, progress, stage, options_json, attempts, "
+                    "max_attempts, created_at) VALUES (:r, :r, 'done', 1, '', '{}', 1, 3, '2024-01-01')"
+                ),
+                {"r": run},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO segments (id, run_id, job_id, segment_key, route_no, direction, kp_km, "
+                    "offset_m, length_m, partial, pothole_count, inspection_date, min_lon, min_lat, "
+                    "max_lon, max_lat, geometry_json, properties_json) VALUES (:r, :r, :r, '3_下り_12_0000', "
+                    "'3', '下り', 12, 0, 100, false, 0, :d, 140.7, 40.8, 140.71, 40.81, :g, :p)"
+                ),
+                {"r": run, "d": date.fromisoformat(day), "g": geometry, "p": props},
+            )
         command.upgrade(config, "head")
-        stored = conn.execute(text("SELECT map_geometry_json, map_properties_json FROM segments")).one()
+        stored = conn.execute(text("SELECT map_json FROM segments WHERE id = 1")).scalar_one()
+        latest = conn.execute(text("SELECT segment_key, segment_id, map_json FROM latest_segments")).all()
     engine.dispose()
-    assert stored[0] == map_geometry_json(json.loads(geometry))
-    assert stored[1] == map_properties_json(json.loads(props))
-    assert len(json.loads(stored[0])["coordinates"]) < 20 and "frame_ids" not in json.loads(stored[1])
+    assert stored == map_json(json.loads(geometry), json.loads(props))
+    line = json.loads(stored)[0]
+    assert line[:2] == [140_700_000, 40_800_000] and len(line) < 10  # simplified, in micro-degrees
+    assert [tuple(r) for r in latest] == [("3_下り_12_0000", 2, stored)]  # the 2025 run's row
 
 
 def test_database_url_option(tmp_path):
@@ -164,8 +174,10 @@ def _run(session, owner: int, day: date | None, keys: list[str], done: bool = Tr
                     {"type": "LineString", "coordinates": [[140, 40], [140.001, 40.001]]}
                 ),
                 properties_json=json.dumps({"segment_id": key}),
+                map_json="[[140000000,40000000,1000,1000]]",
             )
         )
+    refresh_latest(session, keys)
     return run.id
 
 
@@ -183,7 +195,12 @@ def test_latest_per_segment_key(store):
     with store.session() as session:
         latest = {r.segment_key: r.run_id for r in rows(session, latest_rows(SegmentFilter()))}
         in_2024 = {r.segment_key: r.run_id for r in rows(session, latest_rows(SegmentFilter(year=2024)))}
-    assert latest == {a: same_day, b: old}
+        # the same rule ranked over the rows (a filter every row passes): the table agrees
+        ranked = {
+            r.segment_key: r.run_id
+            for r in rows(session, latest_rows(SegmentFilter(date_from=date(1900, 1, 1))))
+        }
+    assert latest == ranked == {a: same_day, b: old}
     assert in_2024 == {a: old, b: old}
     assert new != same_day
 
