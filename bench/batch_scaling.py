@@ -11,7 +11,9 @@ size and upscaled) the script measures, in one invocation and in this order:
    ``pavement batch --engine ray --workers W`` (W = the cores): the Ray overhead per run, i.e.
    (Ray batch - local batch with the same W) / N, with and without the cluster's start, relative
    to one run's processing time and to a 1 km run's (a 1 km run takes 1000 / length_m times as long:
-   processing time grows linearly with the video);
+   processing time grows linearly with the video); with ``--detector-actors A``, also
+   ``pavement batch --engine ray --detector-actors A`` (the runs share A actors that hold the damage
+   detector, on the CPUs here): its wall time against the plain Ray batch's;
 4. that every batch wrote the same segments as the single runs.
 
 Every time is a subprocess's wall time, so each includes Python's start and imports, as a user
@@ -137,20 +139,27 @@ def single_runs(runs: list[tuple[Path, dict]], work: Path) -> list[dict]:
     return out
 
 
-def batch(runs: list[tuple[Path, dict]], work: Path, engine: str, workers: int) -> dict:
-    dest = work / f"batch_{engine}_w{workers}"
+def batch(runs: list[tuple[Path, dict]], work: Path, engine: str, workers: int, actors: int = 0) -> dict:
+    dest = (
+        work / f"batch_{engine}_w{workers}" if not actors else work / f"batch_{engine}_w{workers}_a{actors}"
+    )
     shutil.rmtree(dest, ignore_errors=True)
     cmd = [str(PAVEMENT), "batch", *(str(r) for r, _ in runs), "--out", str(dest)]
+    cmd += ["--detector-actors", str(actors)] if actors else []
     wall_s, done = sh([*cmd, "--engine", engine, "--workers", str(workers)])
     if done.returncode != 0:
         raise BenchError(
             f"pavement batch --engine {engine} failed: {done.stdout[-1500:]} {done.stderr[-1500:]}"
         )
     report = json.loads((dest / "batch_report.json").read_text())
-    print(f"batch {engine} x{workers}: {wall_s:.1f} s", flush=True)
+    print(
+        f"batch {engine} x{workers}{f' + {actors} detector actors' if actors else ''}: {wall_s:.1f} s",
+        flush=True,
+    )
     return {
         "engine": engine,
         "workers": workers,
+        "detector_actors": actors,
         "wall_s": round(wall_s, 2),
         "run_wall_s": [r["wall_s"] for r in report["runs"]],
         "out": dest,
@@ -232,6 +241,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=901, help="seed of the first run (then +1, +2, ...)")
     p.add_argument("--workers", default=None, help="comma-separated worker counts (default: 1,cores)")
     p.add_argument("--no-ray", action="store_true", help="skip the Ray engine")
+    p.add_argument(
+        "--detector-actors",
+        type=int,
+        default=0,
+        help="also time the Ray engine with this many detector actors (0: not)",
+    )
     p.add_argument("--repeat", type=int, default=2, help="repetitions of the whole measurement")
     p.add_argument("--work", type=Path, default=Path("/tmp/pavement-batch-bench"))
     p.add_argument("--results", type=Path, default=REPO / "bench" / "results")
@@ -266,6 +281,10 @@ def measure_once(runs: list[tuple[Path, dict]], args: argparse.Namespace, worker
                 ),
             }
         )
+        if args.detector_actors:
+            ab = batch(runs, args.work, "ray", w, args.detector_actors)
+            ab["vs_ray_per_run_s"] = round((ab["wall_s"] - rb["wall_s"]) / len(runs), 2)
+            batches.append(ab)
     same = True
     for b in batches:
         b["batch_over_sum_single"] = round(b["wall_s"] / sum_single, 3)
@@ -299,8 +318,13 @@ def main(argv: list[str] | None = None) -> int:
     mean_job = round(statistics.median(r["mean_job_wall_s"] for r in reps), 2)
     summary = []
     for n, b in enumerate(reps[0]["batches"]):
-        row = {"engine": b["engine"], "workers": b["workers"]}
-        for key in ("batch_over_sum_single", "overhead_per_run_s", "overhead_vs_1km_run_pct"):
+        row = {"engine": b["engine"], "workers": b["workers"], "detector_actors": b["detector_actors"]}
+        for key in (
+            "batch_over_sum_single",
+            "overhead_per_run_s",
+            "overhead_vs_1km_run_pct",
+            "vs_ray_per_run_s",
+        ):
             if key in b:
                 row[key] = round(statistics.median(rep["batches"][n][key] for rep in reps), 3)
         summary.append(row)
@@ -358,16 +382,16 @@ def markdown(out: dict) -> str:
     for n, rep in enumerate(reps, 1):
         for b in rep["batches"]:
             lines.append(
-                f"| {n} | {b['engine']} | {b['workers']} | {b['wall_s']} | {rep['sum_single_wall_s']} "
+                f"| {n} | {_engine(b)} | {b['workers']} | {b['wall_s']} | {rep['sum_single_wall_s']} "
                 f"| {b['batch_over_sum_single']:.3f} | {', '.join(f'{x:.1f}' for x in b['run_wall_s'])} |"
             )
     lines += ["", "Median batch / sum of singles: "]
     lines[-1] += "; ".join(
-        f"{row['engine']} x{row['workers']} **{row['batch_over_sum_single']:.3f}**" for row in out["median"]
+        f"{_engine(row)} x{row['workers']} **{row['batch_over_sum_single']:.3f}**" for row in out["median"]
     )
-    ray = [rep["batches"][-1] for rep in reps if rep["batches"][-1]["engine"] == "ray"]
+    ray = [b for rep in reps for b in rep["batches"] if b["engine"] == "ray" and not b["detector_actors"]]
     if ray:
-        med = next(row for row in out["median"] if row["engine"] == "ray")
+        med = next(row for row in out["median"] if row["engine"] == "ray" and not row["detector_actors"])
         lines += [
             "",
             "## Ray overhead per run",
@@ -386,6 +410,19 @@ def markdown(out: dict) -> str:
             f"Median: **{med['overhead_per_run_s']} s per run, {med['overhead_vs_1km_run_pct']} % of a 1 km "
             f"run's processing** ({out['per_km']['job_wall_s']} s; processing grows linearly with length). "
             "Differences within the noise of the shared machine read as 'no measurable overhead'.",
+        ]
+    actors = [b for rep in reps for b in rep["batches"] if b["detector_actors"]]
+    if actors:
+        med = next(row for row in out["median"] if row["detector_actors"])
+        lines += [
+            "",
+            "## Ray with detector actors",
+            "",
+            f"The same Ray batch as `{_engine(actors[0])}` (the model loaded once per actor, the runs' "
+            "frames sent to it, on the CPUs here): (that batch - the plain Ray batch) "
+            "/ runs, per repetition: "
+            + "; ".join(f"{b['vs_ray_per_run_s']} s per run" for b in actors)
+            + f"; median **{med['vs_ray_per_run_s']} s per run**.",
         ]
     lines += [
         "",
@@ -411,6 +448,13 @@ def markdown(out: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _engine(row: dict) -> str:
+    actors = row.get("detector_actors")
+    return (
+        f"{row['engine']} + {actors} detector actor{'s' if actors > 1 else ''}" if actors else row["engine"]
+    )
 
 
 if __name__ == "__main__":
