@@ -251,6 +251,18 @@ def synth(
             "not for accuracy evaluation. GPS, accelerometer and truth.json do not change.",
         ),
     ] = 1.0,
+    gps_error_m: Annotated[
+        float | None,
+        typer.Option("--gps-error-m", help="GPS error, m rms per axis (default: drawn per seed in 3-5 m)."),
+    ] = None,
+    gps_correlation_s: Annotated[
+        float,
+        typer.Option(
+            "--gps-correlation-s",
+            help="Correlation time of the GPS error in s (consecutive fixes err alike, as real GPS does); "
+            "0 = independent fixes.",
+        ),
+    ] = 20.0,
 ) -> None:
     """Make a synthetic patrol run with exact ground truth: dash-camera video of a rendered road
     (cracks, potholes, patching, ruts), GPS, accelerometer, route ledger, camera profile, truth.json.
@@ -282,6 +294,8 @@ def synth(
         depth_every_m=depth_every_m,
         surface_damage=not clean,
         render_scale=render_scale,
+        gps_error_m=gps_error_m,
+        gps_correlation_s=gps_correlation_s,
     )
     columns = (TextColumn("rendering"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, transient=True) as bar:

@@ -79,6 +79,10 @@ class SynthConfig:
     # A shortcut for long benchmark runs: upscaled frames carry less detail than the video size
     # promises, so such runs are not for accuracy evaluation of the image stages.
     render_scale: float = 1.0
+    # GPS error per axis (m rms; None: drawn per seed in 3-5 m) and its correlation time (s; 0:
+    # independent fixes). See pavement.synthetic.sensors.
+    gps_error_m: float | None = None
+    gps_correlation_s: float = 20.0
 
     def __post_init__(self) -> None:
         if not (
@@ -120,6 +124,13 @@ class SynthConfig:
             raise ConfigError(
                 f"--depth-every-m {self.depth_every_m} is out of range; give 0 (no depth maps) or "
                 "0.5-1000 metres of travel between depth maps"
+            )
+        if not (self.gps_error_m is None or 0 <= self.gps_error_m <= 100) or not (
+            0 <= self.gps_correlation_s <= 600
+        ):
+            raise ConfigError(
+                f"--gps-error-m {self.gps_error_m} / --gps-correlation-s {self.gps_correlation_s} out of "
+                "range; give 0-100 m rms per axis and 0-600 s (0: independent fixes)"
             )
 
 
@@ -204,9 +215,12 @@ def run_synth(
     )
     segments, sections = segment_truths(scene, float(s_f[0]), float(s_f[-1]), config.direction)
     potholes = pothole_truths(scene, min(s_f[0], s_f[-1]), max(s_f[0], s_f[-1]), config.direction)
-    gps = simulate_gps(
-        drive, route, video_start_unix, GpsSpec(error_rms_m=float(rng_gps.uniform(3.0, 5.0))), rng_gps
+    drawn_error_m = float(rng_gps.uniform(3.0, 5.0))  # drawn always: a seed's other draws stay the same
+    gps_spec = GpsSpec(
+        error_rms_m=drawn_error_m if config.gps_error_m is None else config.gps_error_m,
+        correlation_s=config.gps_correlation_s,
     )
+    gps = simulate_gps(drive, route, video_start_unix, gps_spec, rng_gps)
     accel = simulate_accel(drive, true_mount, video_start_unix, rng_accel)
 
     _write_json(out_dir / "camera.json", nominal.to_dict())

@@ -65,7 +65,7 @@ class AccelSamples:
 @dataclass(frozen=True)
 class GpsSpec:
     error_rms_m: float  # per axis
-    correlation_s: float = 20.0
+    correlation_s: float = 20.0  # 0: independent fixes (white noise)
     n_outliers: int = 3
     elevation_m: float = 38.0
 
@@ -81,7 +81,7 @@ def simulate_gps(
     x = drive.at(tv, "x_m")
     y = drive.at(tv, "y_m")
     n = len(times)
-    rho = math.exp(-1.0 / spec.correlation_s)
+    rho = math.exp(-1.0 / spec.correlation_s) if spec.correlation_s > 0 else 0.0  # 0: independent
     err = np.zeros((n, 2))
     err[0] = rng.normal(0, spec.error_rms_m, 2)
     for i in range(1, n):

@@ -78,3 +78,17 @@ def test_depth_sensor_noise_grows_with_depth_and_stops_at_8_m():
     far = depth_map_mm(np.full((144, 256), 8.5), k, rng, spec)
     sky = depth_map_mm(np.full((144, 256), np.nan), k, rng, spec)
     assert far.dtype == np.uint16 and not far.any() and not sky.any()
+
+
+@pytest.mark.parametrize(("correlation_s", "low", "high"), [(0.0, 0.5, 1.5), (20.0, 0.0, 0.25)])
+def test_gps_error_is_correlated_over_time_or_independent(drive, correlation_s, low, high):
+    scene, d = drive
+    spec = GpsSpec(error_rms_m=5.0, correlation_s=correlation_s, n_outliers=0)
+    gps = simulate_gps(d, scene.route, 1.7e9, spec, np.random.default_rng(1))
+    xy = scene.route.projection.to_plane(gps.lat, gps.lon)
+    tv = gps.t_unix_s - 1.7e9
+    ex = xy[:, 0] - d.at(tv, "x_m")
+    # mean squared step between consecutive fixes' errors over 2 sigma^2: 1 when independent,
+    # 1 - exp(-1 s / 20 s) = 0.05 when correlated over 20 s
+    step = np.mean(np.diff(ex) ** 2) / (2 * 5.0**2)
+    assert low < step < high
