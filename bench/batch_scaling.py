@@ -30,15 +30,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import re
 import shutil
 import statistics
 import subprocess
 import sys
 import time
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/common.py, run or imported by a test
+import common
+from common import package_versions, pavement_commit
 
 REPO = Path(__file__).resolve().parents[1]
 PAVEMENT = Path(sys.executable).with_name("pavement")
@@ -199,35 +200,11 @@ def stage_throughput(singles: list[dict]) -> list[dict]:
 
 
 def machine() -> dict:
-    model = platform.processor() or platform.machine()
-    try:
-        if m := re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M):
-            model = m[1].strip()
-    except OSError:
-        pass
-    mem_gib = None
-    try:
-        if m := re.search(r"^MemTotal:\s*(\d+) kB", Path("/proc/meminfo").read_text(), re.M):
-            mem_gib = round(int(m[1]) / 1024**2, 1)
-    except OSError:
-        pass
-    vers = {}
-    for dist in ("ray", "onnxruntime", "av"):
-        try:
-            vers[dist] = version(dist)
-        except PackageNotFoundError:
-            vers[dist] = None
-    commit = subprocess.run(
-        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
     return {
-        "cpu": model,
-        "nproc": len(os.sched_getaffinity(0)),
-        "memory_gib": mem_gib,
+        **common.machine(),
         "gpu": None,
-        "python": platform.python_version(),
-        "versions": vers,
-        "pavement_commit": commit,
+        "versions": package_versions(("ray", "onnxruntime", "av")),
+        "pavement_commit": pavement_commit(),
     }
 
 

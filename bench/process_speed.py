@@ -42,7 +42,6 @@ import csv
 import json
 import math
 import os
-import platform
 import re
 import shutil
 import statistics
@@ -50,8 +49,10 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/common.py, run or imported by a test
+from common import libavcodec_version, machine, package_versions, pavement_commit
 
 REPO = Path(__file__).resolve().parents[1]
 RATIO_LIMIT = 2.5  # issue 7: processing / decode-only on the 2-core machine
@@ -362,64 +363,12 @@ def compare_segments(segments_csv: Path, truth_json: Path) -> dict:
 # ---------------------------------------------------------------------------------------------
 
 
-def machine() -> dict:
-    model, flags = platform.processor() or platform.machine(), []
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-        if m := re.search(r"^model name\s*:\s*(.+)$", text, re.M):
-            model = m[1].strip()
-        if m := re.search(r"^flags\s*:\s*(.+)$", text, re.M):
-            flags = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if f in m[1].split()]
-    except OSError:
-        pass
-    mem_gib = None
-    try:
-        if m := re.search(r"^MemTotal:\s*(\d+) kB", Path("/proc/meminfo").read_text(), re.M):
-            mem_gib = round(int(m[1]) / 1024**2, 1)
-    except OSError:
-        pass
-    nproc = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {
-        "cpu": model,
-        "cpu_flags": flags,
-        "nproc": nproc,
-        "cpu_count": os.cpu_count(),
-        "memory_gib": mem_gib,
-        "python": platform.python_version(),
-        "os": platform.platform(),
-    }
-
-
 def versions() -> dict:
-    out = {}
-    for dist in ("av", "onnxruntime", "numpy", "opencv-python-headless"):
-        try:
-            out[dist] = version(dist)
-        except PackageNotFoundError:
-            out[dist] = None
-    try:
-        import av
-
-        out["ffmpeg_libavcodec"] = ".".join(str(x) for x in av.library_versions["libavcodec"])
-    except (ImportError, KeyError, AttributeError):
-        pass
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-        out["pavement_commit"] = commit + (" (with uncommitted edits)" if dirty else "") if commit else None
-    except (OSError, subprocess.TimeoutExpired):
-        out["pavement_commit"] = None
-    return out
+    return {
+        **package_versions(("av", "onnxruntime", "numpy", "opencv-python-headless")),
+        "ffmpeg_libavcodec": libavcodec_version(),
+        "pavement_commit": pavement_commit(),
+    }
 
 
 # ---------------------------------------------------------------------------------------------

@@ -34,7 +34,6 @@ import hashlib
 import json
 import math
 import os
-import platform
 import random
 import shutil
 import socket
@@ -44,15 +43,17 @@ import sys
 import threading
 import time
 from datetime import date, timedelta
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from urllib.parse import quote
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/common.py, run or imported by a test
 
+import common  # noqa: E402
 import httpx  # noqa: E402
+from common import package_versions  # noqa: E402
 from sqlalchemy import func, insert, select  # noqa: E402
 
 from api.db import Store, open_store  # noqa: E402
@@ -560,30 +561,10 @@ def run_queries(work: Path, n_segments: int, requests: int, cold: int, seed: int
 
 
 def machine() -> dict:
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")),
-        platform.processor(),
-    )  # fmt: skip
-    mem_kib = next(
-        int(line.split()[1])
-        for line in Path("/proc/meminfo").read_text().splitlines()
-        if line.startswith("MemTotal")
-    )
-    versions = {}
-    for package in ("fastapi", "starlette", "uvicorn", "sqlalchemy", "httpx", "shapely"):
-        try:
-            versions[package] = version(package)
-        except PackageNotFoundError:
-            versions[package] = None
     return {
-        "cpu": cpu,
-        "nproc": os.cpu_count(),
-        "memory_gib": round(mem_kib / 2**20, 1),
-        "os": platform.platform(),
-        "python": platform.python_version(),
+        **common.machine(),
         "sqlite": sqlite3.sqlite_version,
-        "versions": versions,
+        "versions": package_versions(("fastapi", "starlette", "uvicorn", "sqlalchemy", "httpx", "shapely")),
         "load_average_at_start": [round(v, 2) for v in os.getloadavg()],
     }
 
