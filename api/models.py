@@ -7,7 +7,7 @@
     users ─< runs ─< jobs           a run folder DATA/runs/<run id>/; one job per (re-)processing
     jobs ─< segments ─< frames      results of one job = one result version of its run;
     jobs ─< potholes                DATA/results/<run id>/<job id>/ holds its files
-    segments ─ latest_segments      per place (segment key): its latest row, with the map's copy
+    segments ─ latest_segments      per place (segment key): its latest row, with the map's item
     repair_candidates               措置 candidates, keyed by the segment's place (segment_key)
 
 A run's ``current_job_id`` is its newest finished job: its segments are the run's figures, older
@@ -205,8 +205,9 @@ class SegmentRow(Base):
 
 class LatestSegment(Base):
     """Per place (segment key), its latest row (``api.queries.latest_rows``'s rule), kept up to date
-    in the transaction that stores a job's results (``api.queries.refresh_latest``), with a copy of
-    the row's ``map_json``: the whole map is one scan of this small table."""
+    in the transaction that stores a job's results (``api.queries.refresh_latest``), with the row's
+    item of the map's answer ready-made (``api.queries.MAP_ITEM``): the whole map is one scan of
+    this small table, its answer the items joined."""
 
     __tablename__ = "latest_segments"
 
@@ -216,7 +217,7 @@ class LatestSegment(Base):
     direction: Mapped[str] = mapped_column(String(10))
     kp_km: Mapped[float] = mapped_column(Float)
     offset_m: Mapped[float] = mapped_column(Float)
-    map_json: Mapped[str] = mapped_column(Text)
+    map_item: Mapped[str] = mapped_column(Text)  # [id, line, *MAP_PROPERTIES] as JSON (migration 0005)
 
     __table_args__ = (Index("ix_latest_segments_order", "route_no", "direction", "kp_km", "offset_m"),)
 

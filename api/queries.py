@@ -13,7 +13,9 @@ asks the PostGIS column's GiST index (``segments.geom &&`` the box), so a map vi
 kilometres does not scan every row.
 
 The web map reads a lean copy of each row (``map_json``): the line simplified within
-``MAP_TOLERANCE_DEG`` in integer steps of 1 / ``MAP_SCALE`` degree, and ``MAP_PROPERTIES``.
+``MAP_TOLERANCE_DEG`` in integer steps of 1 / ``MAP_SCALE`` degree, and ``MAP_PROPERTIES``; the
+latest row of each place carries its item of the map's answer ready-made (``MAP_ITEM``), so the
+whole map is one column of one table, joined.
 ``store_version`` changes whenever what the segment queries answer can change (a job's results
 stored, a repair candidate marked, edited or unmarked), so answers can be cached against it.
 """
@@ -27,7 +29,7 @@ from datetime import date
 from itertools import pairwise
 
 import shapely
-from sqlalchemy import Float, Select, and_, delete, func, insert, literal, select, text
+from sqlalchemy import Float, Select, String, and_, cast, delete, func, insert, literal, select, text
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
@@ -158,17 +160,32 @@ def latest_rows(f: SegmentFilter) -> Select:
 
 
 def latest_map(f: SegmentFilter) -> Select:
-    """``id``, ``segment_key`` and ``map_json`` of ``latest_rows(f)``, for ``by_place(f)``: read from
-    ``latest_segments`` alone (its rows are small; the segments' rows carry the full JSON)."""
+    """The map's items (``MAP_ITEM`` texts) of ``latest_rows(f)`` in its order, for ``by_place(f)``:
+    one column of ``latest_segments``, where they are kept ready-made."""
     assert by_place(f), f
-    query = select(
-        LatestSegment.segment_id.label("id"), LatestSegment.segment_key, LatestSegment.map_json
-    ).order_by(LatestSegment.route_no, LatestSegment.direction, LatestSegment.kp_km, LatestSegment.offset_m)
+    query = select(LatestSegment.map_item).order_by(
+        LatestSegment.route_no, LatestSegment.direction, LatestSegment.kp_km, LatestSegment.offset_m
+    )
     if f.route_no is not None:
         query = query.where(LatestSegment.route_no == f.route_no)
     if f.direction is not None:
         query = query.where(LatestSegment.direction == f.direction)
     return query
+
+
+def page(query: Select, limit: int | None, offset: int) -> Select:
+    """``query`` from its ``offset``-th row, at most ``limit`` rows (None: all)."""
+    return query.limit(limit).offset(offset or None)
+
+
+def latest_map_candidates(f: SegmentFilter, limit: int | None, offset: int) -> Select:
+    """Ids of the rows of ``page(latest_map(f), limit, offset)`` whose place is a repair candidate."""
+    places = latest_map(f).with_only_columns(LatestSegment.segment_id, LatestSegment.segment_key)
+    if limit is None and not offset:
+        places = places.order_by(None)  # no page to cut: the rows are looked up by the few candidates
+    found = page(places, limit, offset).subquery()
+    marked = found.c.segment_key.in_(select(RepairCandidate.segment_key))
+    return select(found.c.segment_id).where(marked).order_by(found.c.segment_id)
 
 
 #: PostgreSQL advisory lock of ``refresh_latest``: two workers storing rows of the same places at
@@ -189,7 +206,7 @@ def refresh_latest(session: Session, keys: Iterable[str] | None = None) -> None:
     else:
         ordered = sorted(set(keys))
         chunks = [ordered[i : i + _KEYS_PER_STATEMENT] for i in range(0, len(ordered), _KEYS_PER_STATEMENT)]
-    columns = ("segment_key", "segment_id", "route_no", "direction", "kp_km", "offset_m", "map_json")
+    columns = ("segment_key", "segment_id", "route_no", "direction", "kp_km", "offset_m", "map_item")
     for chunk in chunks:
         stale = delete(LatestSegment)
         session.execute(stale if chunk is None else stale.where(LatestSegment.segment_key.in_(chunk)))
@@ -200,7 +217,7 @@ def refresh_latest(session: Session, keys: Iterable[str] | None = None) -> None:
             SegmentRow.direction,
             SegmentRow.kp_km,
             SegmentRow.offset_m,
-            SegmentRow.map_json,
+            MAP_ITEM,
         )
         session.execute(insert(LatestSegment).from_select(columns, latest))
 
@@ -236,7 +253,7 @@ MAP_PROPERTIES = (
     "inspection_date",
 )
 #: The items of each segment of the map's answer (``segment_map``).
-MAP_FIELDS = ("id", "line", *MAP_PROPERTIES, "repair_candidate")
+MAP_FIELDS = ("id", "line", *MAP_PROPERTIES)
 MAP_TOLERANCE_DEG = 5e-6  # ~0.5 m: a map line this close to the measured one looks the same
 MAP_SCALE = 1_000_000  # the map's lines in integer micro-degrees (~0.1 m)
 
@@ -264,15 +281,18 @@ def map_json(geometry: dict, properties: dict) -> str:
     return json.dumps(values, ensure_ascii=False, separators=(",", ":"))
 
 
-def map_item_json(row_id: int, stored: str, repair_candidate: bool) -> str:
-    """One segment of the map's answer (``MAP_FIELDS``) from a row's id and ``map_json``."""
-    return f"[{row_id},{stored[1:-1]},{'true' if repair_candidate else 'false'}]"
+#: One segment of the map's answer as JSON text, ``[id, line, *MAP_PROPERTIES]`` (``MAP_FIELDS``),
+#: made in SQL from a row's id and ``map_json``; ``latest_segments.map_item`` keeps it ready-made.
+MAP_ITEM = (
+    literal("[") + cast(SegmentRow.id, String) + literal(",") + func.substr(SegmentRow.map_json, 2)
+).label("map_item")
 
 
-def segment_map(items: list[str], members: dict | None = None) -> bytes:
-    """The map's answer: ``{"fields": MAP_FIELDS, "segments": [items], **members}``."""
+def segment_map(items: list[str], repair_candidates: list[int], members: dict) -> bytes:
+    """The map's answer: ``{"fields": MAP_FIELDS, "segments": [items], "repair_candidates": [ids of
+    the items whose place is a repair candidate], **members}``."""
     head = '{"fields":' + json.dumps(MAP_FIELDS) + ',"segments":['
-    return _collection(head, items, members)
+    return _collection(head, items, {"repair_candidates": repair_candidates, **members})
 
 
 def _collection(head: str, items: list[str], members: dict | None) -> bytes:

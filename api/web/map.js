@@ -68,10 +68,12 @@ function filters(year) {
   return params;
 }
 
-// view=map answers {fields: ["id", "line", ...properties], segments: [[...], ...]}; the line is in
-// integers of 1e-6 degree, the first point's lon, lat, then each next point's differences.
+// view=map answers {fields: ["id", "line", ...properties], segments: [[...], ...], repair_candidates:
+// [id, ...]}; the line is in integers of 1e-6 degree, the first point's lon, lat, then each next
+// point's differences.
 function toGeoJSON(answer) {
   const names = answer.fields.slice(2);
+  const marked = new Set(answer.repair_candidates);
   const features = answer.segments.map((s) => {
     const line = s[1];
     const coordinates = [];
@@ -83,6 +85,7 @@ function toGeoJSON(answer) {
     }
     const properties = {};
     names.forEach((name, i) => { properties[name] = s[i + 2]; });
+    properties.repair_candidate = marked.has(s[0]);
     return { type: "Feature", id: s[0], geometry: { type: "LineString", coordinates }, properties };
   });
   return { type: "FeatureCollection", features };

@@ -78,6 +78,7 @@ def _get(service, **params):
 def _map_features(answer: dict) -> list[dict]:
     """The segments of a ``view=map`` answer as GeoJSON-like features (what map.js makes of them)."""
     assert answer["fields"] == list(MAP_FIELDS)
+    marked = set(answer["repair_candidates"])
     features = []
     for segment in answer["segments"]:
         line, coords, lon, lat = segment[1], [], 0, 0
@@ -85,6 +86,7 @@ def _map_features(answer: dict) -> list[dict]:
             lon, lat = lon + line[i], lat + line[i + 1]
             coords.append([lon / 1e6, lat / 1e6])
         properties = dict(zip(MAP_FIELDS[2:], segment[2:], strict=True))
+        properties["repair_candidate"] = segment[0] in marked
         features.append({"id": segment[0], "geometry": {"coordinates": coords}, "properties": properties})
     return features
 
@@ -134,6 +136,30 @@ def test_map_view_with_a_year_ranks_the_rows_of_that_year(make_service):
     assert [f["properties"]["crack_ratio_pct"] for f in in_2024] == [10.0, 11.0, 12.0]
     route = _map_features(_get(service, view="map", route_no="3", direction="下り").json())
     assert [f["properties"] for f in route] == list(now.values())
+    # ranked by a filter every row passes: the same items as latest_segments keeps ready-made
+    ranked = _get(service, view="map", category="I").json()
+    assert ranked["segments"] == _get(service, view="map").json()["segments"]
+
+
+@ON_BOTH
+@pytest.mark.parametrize(
+    "params",
+    [{}, {"route_no": "3"}, {"category": "I"}, {"limit": 2}, {"limit": 2, "offset": 2}, {"offset": 3}],
+)
+def test_map_view_lists_the_repair_candidates_among_its_segments(make_service, params):
+    """Places 1 and 3 of 0..4 are marked: ``repair_candidates`` holds the ids of the answer's
+    segments that are marked, from latest_segments (no filter, route, pages) or ranked (category)."""
+    service = make_service()
+    _store_run(service, [_feature(i) for i in range(5)])
+    eng = auth(service.tokens["engineer"])
+    for i in (1, 3):
+        key = _feature(i)["properties"]["segment_id"]
+        assert service.client.post("/api/v1/repair-candidates", json={"segment": key}, headers=eng).is_success
+    answer = _get(service, view="map", **params).json()
+    shown = {s[0]: s[2] for s in answer["segments"]}  # id -> segment key
+    expected = {i: k for i, k in shown.items() if k in {"3_下り_12_0100", "3_下り_12_0300"}}
+    assert answer["repair_candidates"] == sorted(expected)
+    assert len(shown) == min(params.get("limit", 5), 5 - params.get("offset", 0))
 
 
 def _max_gap_m(measured: list, simple: list) -> float:

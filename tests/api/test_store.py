@@ -31,7 +31,7 @@ def test_migrations_build_exactly_the_models(tmp_path, new_database_url):
         diffs = compare_metadata(context, Base.metadata)
         version = conn.scalar(text("SELECT version_num FROM alembic_version"))
     assert diffs == []
-    assert version == "0004"
+    assert version == "0005"
     assert {"alembic_version", "segments", "jobs", "uploads", "tokens"} <= set(
         inspect(store.engine).get_table_names()
     )
@@ -75,50 +75,21 @@ def test_upgrade_to_0004_fills_the_map_copies_and_the_latest_rows(tmp_path, new_
     """A store of 0003 with segments of two runs: 0004 adds the map's compact copies, made from the
     stored rows as the writer makes them now, and the latest row of each place."""
     from alembic import command
-    from alembic.config import Config
 
-    from api.db import MIGRATIONS, make_engine
+    from api.db import make_engine
     from api.queries import map_json
 
     engine = make_engine(new_database_url() or f"sqlite:///{tmp_path / 'old.db'}")
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
     coords = [[140.7 + 1e-5 * i, 40.8 + 1e-7 * i * i] for i in range(20)]
     geometry = json.dumps({"type": "LineString", "coordinates": coords})
     props = json.dumps(
         {"segment_id": "3_下り_12_0000", "route_no": "3", "frame_ids": "1,2", "category": "II"}
     )
     with engine.begin() as conn:
-        config.attributes["connection"] = conn
+        config = _alembic(conn)
         command.upgrade(config, "0003")
-        conn.execute(
-            text("INSERT INTO users (id, name, role, created_at) VALUES (1, 'u', 'uploader', '2024-01-01')")
-        )
-        for run, day in ((1, "2024-06-01"), (2, "2025-06-01")):
-            conn.execute(
-                text(
-                    "INSERT INTO runs (id, owner_id, label, vehicle_json, files_json, created_at, "
-                    "current_job_id) VALUES (:r, 1, '', '{}', '{}', '2024-01-01', :r)"
-                ),
-                {"r": run},
-            )
-            conn.execute(
-                text(
-                    "INSERT INTO jobs (id, run_id, state, progress, stage, options_json, attempts, "
-                    "max_attempts, created_at) VALUES (:r, :r, 'done', 1, '', '{}', 1, 3, '2024-01-01')"
-                ),
-                {"r": run},
-            )
-            conn.execute(
-                text(
-                    "INSERT INTO segments (id, run_id, job_id, segment_key, route_no, direction, kp_km, "
-                    "offset_m, length_m, partial, pothole_count, inspection_date, min_lon, min_lat, "
-                    "max_lon, max_lat, geometry_json, properties_json) VALUES (:r, :r, :r, '3_下り_12_0000', "
-                    "'3', '下り', 12, 0, 100, false, 0, :d, 140.7, 40.8, 140.71, 40.81, :g, :p)"
-                ),
-                {"r": run, "d": date.fromisoformat(day), "g": geometry, "p": props},
-            )
-        command.upgrade(config, "head")
+        _two_runs_of_one_place(conn, geometry, props)
+        command.upgrade(config, "0004")
         stored = conn.execute(text("SELECT map_json FROM segments WHERE id = 1")).scalar_one()
         latest = conn.execute(text("SELECT segment_key, segment_id, map_json FROM latest_segments")).all()
     engine.dispose()
@@ -126,6 +97,87 @@ def test_upgrade_to_0004_fills_the_map_copies_and_the_latest_rows(tmp_path, new_
     line = json.loads(stored)[0]
     assert line[:2] == [140_700_000, 40_800_000] and len(line) < 10  # simplified, in micro-degrees
     assert [tuple(r) for r in latest] == [("3_下り_12_0000", 2, stored)]  # the 2025 run's row
+
+
+def _alembic(conn):
+    from alembic.config import Config
+
+    from api.db import MIGRATIONS
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = conn
+    return config
+
+
+def _two_runs_of_one_place(conn, geometry: str, props: str, map_json: str | None = None) -> None:
+    """Runs 1 (2024) and 2 (2025), each with its job and a row (id = run id) of one place, written
+    as a store of 0003 (``map_json`` None) or 0004 does."""
+    conn.execute(
+        text("INSERT INTO users (id, name, role, created_at) VALUES (1, 'u', 'uploader', '2024-01-01')")
+    )
+    copy = ("", "") if map_json is None else (", map_json", ", :m")
+    for run, day in ((1, "2024-06-01"), (2, "2025-06-01")):
+        conn.execute(
+            text(
+                "INSERT INTO runs (id, owner_id, label, vehicle_json, files_json, created_at, "
+                "current_job_id) VALUES (:r, 1, '', '{}', '{}', '2024-01-01', :r)"
+            ),
+            {"r": run},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO jobs (id, run_id, state, progress, stage, options_json, attempts, "
+                "max_attempts, created_at) VALUES (:r, :r, 'done', 1, '', '{}', 1, 3, '2024-01-01')"
+            ),
+            {"r": run},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO segments (id, run_id, job_id, segment_key, route_no, direction, kp_km, "
+                "offset_m, length_m, partial, pothole_count, inspection_date, min_lon, min_lat, "
+                f"max_lon, max_lat, geometry_json, properties_json{copy[0]}) VALUES (:r, :r, :r, "
+                "'3_下り_12_0000', '3', '下り', 12, 0, 100, false, 0, :d, 140.7, 40.8, 140.71, 40.81, "
+                f":g, :p{copy[1]})"
+            ),
+            {"r": run, "d": date.fromisoformat(day), "g": geometry, "p": props, "m": map_json},
+        )
+
+
+@ON_BOTH
+def test_upgrade_to_0005_makes_the_map_items_of_the_latest_rows(tmp_path, new_database_url):
+    """A store of 0004 (latest_segments with a copy of map_json): 0005 makes each place's map item
+    as the writer makes it now (``MAP_ITEM``) and drops the copy; the downgrade brings it back."""
+    from alembic import command
+    from sqlalchemy import select
+
+    from api.db import make_engine
+    from api.queries import MAP_ITEM, map_json
+
+    engine = make_engine(new_database_url() or f"sqlite:///{tmp_path / 'old.db'}")
+    geometry = {"type": "LineString", "coordinates": [[140.7, 40.8], [140.7005, 40.8004], [140.701, 40.801]]}
+    props = {"segment_id": "3_下り_12_0000", "route_no": "3", "direction": "下り", "category": "II"}
+    copy = map_json(geometry, props)
+    with engine.begin() as conn:
+        config = _alembic(conn)
+        command.upgrade(config, "0004")
+        _two_runs_of_one_place(conn, json.dumps(geometry), json.dumps(props), copy)
+        conn.execute(
+            text(
+                "INSERT INTO latest_segments (segment_key, segment_id, route_no, direction, kp_km, "
+                "offset_m, map_json) VALUES ('3_下り_12_0000', 2, '3', '下り', 12, 0, :m)"
+            ),
+            {"m": copy},
+        )
+        command.upgrade(config, "head")
+        items = conn.execute(text("SELECT segment_id, map_item FROM latest_segments")).all()
+        made_now = conn.execute(select(MAP_ITEM).where(SegmentRow.id == 2)).scalar_one()
+        command.downgrade(config, "0004")
+        back = conn.execute(text("SELECT segment_id, map_json FROM latest_segments")).all()
+    engine.dispose()
+    assert [tuple(r) for r in items] == [(2, made_now)]
+    assert json.loads(made_now) == [2, *json.loads(copy)]  # [id, line, *properties]
+    assert [tuple(r) for r in back] == [(2, copy)]
 
 
 def test_database_url_option(tmp_path):
