@@ -8,6 +8,8 @@ and on the frames the pipeline picks:
 
 - decode: PyAV decoding every frame (``video_motion.decode_frames``, thread type AUTO, frames not
   converted), then again with the luma shrunk to the flow's 480 px (``MotionRecorder``'s step);
+  ``--decode-repeats`` passes of each, alternated, and their median (decoding is the largest stage
+  and the one other jobs disturb most);
 - road-plane flow: ``MotionRecorder.push`` of every frame (luma shrink included, decode excluded),
   with the frame plan (``OdometryPlanner``, GPS speed) on the way, as ``_stream`` does; the BGR
   conversion of the frames it picks;
@@ -54,6 +56,7 @@ import argparse
 import json
 import os
 import shlex
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -203,7 +206,7 @@ def streaming_pass(video: Path, camera, gps_speed, config, max_bursts: int) -> R
 # ---------------------------------------------------------------------------------------------
 
 
-def measure(run_dir: Path, out: Path, max_bursts: int) -> tuple[list[Stage], dict]:
+def measure(run_dir: Path, out: Path, max_bursts: int, repeats: int = 1) -> tuple[list[Stage], dict]:
     """Every stage of ``pavement process`` on ``run_dir``, timed alone; exports written to ``out``."""
     import pipelines.process as proc
     from exporters.form_a import segments_to_form_rows, write_form_xlsx
@@ -234,18 +237,33 @@ def measure(run_dir: Path, out: Path, max_bursts: int) -> tuple[list[Stage], dic
     stages: list[Stage] = []
     every = f"all {info.n_frames_expected} frames"
 
-    n, secs = decode_pass(video)
-    stages.append(Stage("decode", f"PyAV decode, {every} (decode_frames, thread type AUTO)", n, secs))
+    # Decoding is the largest stage and the most sensitive to other jobs: alternate the two passes
+    # `repeats` times and keep the median of each.
     shrinker = MotionRecorder(camera, info, config.geotag.max_video_width_px)
-    n, secs = decode_pass(video, shrinker._gray)
+    plain, shrunk = [], []
+    for _ in range(repeats):
+        n, secs = decode_pass(video)
+        plain.append(secs)
+        shrunk.append(decode_pass(video, shrinker._gray)[1])
+    spread = "median of {}: {}".format
+    stages.append(
+        Stage(
+            "decode",
+            f"PyAV decode, {every} (decode_frames, thread type AUTO)",
+            n,
+            statistics.median(plain),
+            note=spread(repeats, ", ".join(f"{x:.2f}" for x in plain)) + " s",
+        )
+    )
     stages.append(
         Stage(
             "decode + luma shrink",
             f"decode and the luma plane shrunk to {shrinker.w}x{shrinker.h} (MotionRecorder's step)",
             n,
-            secs,
+            statistics.median(shrunk),
             in_job=False,
-            note="for information: the shrink is part of the flow's time below",
+            note=spread(repeats, ", ".join(f"{x:.2f}" for x in shrunk))
+            + " s; for information: the shrink is part of the flow's time below",
         )
     )
 
@@ -565,6 +583,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--bursts", type=int, default=3, help="Rut bursts timed for the video rut stage (0: skip it)."
     )
+    p.add_argument(
+        "--decode-repeats", type=int, default=3, help="Decode passes of each kind (the median is kept)."
+    )
     p.add_argument("--no-process", action="store_true", help="Do not time `pavement process` itself.")
     p.add_argument(
         "--work", type=Path, default=REPO / "work" / "bench_stages", help="Folder for the run and outputs."
@@ -597,7 +618,7 @@ def main(argv: list[str] | None = None) -> int:
         load_start = [round(v, 2) for v in os.getloadavg()]
         started = time.perf_counter()
         with tempfile.TemporaryDirectory(dir=work) as tmp:
-            stages, facts = measure(run_dir, Path(tmp), args.bursts)
+            stages, facts = measure(run_dir, Path(tmp), args.bursts, args.decode_repeats)
         stages.append(
             Stage(
                 "imports",
