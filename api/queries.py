@@ -29,7 +29,20 @@ from datetime import date
 from itertools import pairwise
 
 import shapely
-from sqlalchemy import Float, Select, String, and_, cast, delete, func, insert, literal, select, text
+from sqlalchemy import (
+    Float,
+    LargeBinary,
+    Select,
+    String,
+    and_,
+    cast,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
@@ -85,6 +98,27 @@ def _bbox_postgis(element: bbox_meets, compiler, **kw) -> str:
     box = compiler.process(element.clauses, **kw)
     exact = compiler.process(_box_columns(element), **kw)
     return f"(segments.geom && ST_MakeEnvelope({box}, 4326) AND {exact})"
+
+
+class utf8_bytes(FunctionElement):
+    """``utf8_bytes(text)``: the text as its UTF-8 bytes. The map's answer is 50,000 ready-made JSON
+    texts joined into bytes; read as bytes they are not decoded and encoded again (a third of the
+    time of reading them)."""
+
+    type = LargeBinary()
+    inherit_cache = True
+    name = "utf8_bytes"
+
+
+@compiles(utf8_bytes)
+def _utf8_bytes_sqlite(element: utf8_bytes, compiler, **kw) -> str:
+    # the store's text is UTF-8 (SQLite's default encoding, which a database keeps from its creation)
+    return f"CAST({compiler.process(element.clauses, **kw)} AS BLOB)"
+
+
+@compiles(utf8_bytes, "postgresql")
+def _utf8_bytes_postgresql(element: utf8_bytes, compiler, **kw) -> str:
+    return f"convert_to({compiler.process(element.clauses, **kw)}, 'UTF8')"
 
 
 def _filtered(query: Select, f: SegmentFilter) -> Select:
@@ -160,10 +194,10 @@ def latest_rows(f: SegmentFilter) -> Select:
 
 
 def latest_map(f: SegmentFilter) -> Select:
-    """The map's items (``MAP_ITEM`` texts) of ``latest_rows(f)`` in its order, for ``by_place(f)``:
-    one column of ``latest_segments``, where they are kept ready-made."""
+    """The map's items (``MAP_ITEM``, as UTF-8 bytes) of ``latest_rows(f)`` in its order, for
+    ``by_place(f)``: one column of ``latest_segments``, where they are kept ready-made."""
     assert by_place(f), f
-    query = select(LatestSegment.map_item).order_by(
+    query = select(utf8_bytes(LatestSegment.map_item)).order_by(
         LatestSegment.route_no, LatestSegment.direction, LatestSegment.kp_km, LatestSegment.offset_m
     )
     if f.route_no is not None:
@@ -288,17 +322,16 @@ MAP_ITEM = (
 ).label("map_item")
 
 
-def segment_map(items: list[str], repair_candidates: list[int], members: dict) -> bytes:
+def segment_map(items: list[bytes], repair_candidates: list[int], members: dict) -> bytes:
     """The map's answer: ``{"fields": MAP_FIELDS, "segments": [items], "repair_candidates": [ids of
-    the items whose place is a repair candidate], **members}``."""
+    the items whose place is a repair candidate], **members}``, from the items' UTF-8 JSON texts."""
     head = '{"fields":' + json.dumps(MAP_FIELDS) + ',"segments":['
     return _collection(head, items, {"repair_candidates": repair_candidates, **members})
 
 
-def _collection(head: str, items: list[str], members: dict | None) -> bytes:
-    # each item encoded alone: joining one long text of tens of MB first is several times slower
+def _collection(head: str, items: list[bytes], members: dict | None) -> bytes:
     tail = "]" + extra_properties(members or {}) + "}"
-    return b"".join((head.encode(), b",".join([i.encode("utf-8") for i in items]), tail.encode("utf-8")))
+    return b"".join((head.encode(), b",".join(items), tail.encode("utf-8")))
 
 
 def rows(session: Session, query: Select) -> list[SegmentRow]:
@@ -319,7 +352,9 @@ def feature_json(row: SegmentRow, extra: str = "") -> str:
 
 def feature_collection(features: list[str], members: dict | None = None) -> bytes:
     """A FeatureCollection of ``features`` (texts), with more top-level ``members`` if given."""
-    return _collection('{"type":"FeatureCollection","features":[', features, members)
+    # each feature encoded alone: joining one long text of tens of MB first is several times slower
+    items = [f.encode("utf-8") for f in features]
+    return _collection('{"type":"FeatureCollection","features":[', items, members)
 
 
 def to_record(row: SegmentRow) -> SegmentRecord:

@@ -39,6 +39,7 @@ from api.queries import (
     page,
     segment_map,
     store_version,
+    utf8_bytes,
 )
 from api.security import Engineer
 from pavement.segments import Direction
@@ -155,12 +156,15 @@ def _render(
     more = None if limit is None else limit + 1  # one row more: is there a next page?
     ready = view == View.MAP and by_place(f)
     if ready:
-        # latest_segments keeps each place's item ready-made: one column, joined (iterated: ``.all()``
-        # makes Row objects, twice the time for 50,000)
+        # latest_segments keeps each place's item ready-made: one column of bytes, joined (iterated:
+        # ``.all()`` makes Row objects, twice the time for 50,000)
         found: list = list(session.execute(page(latest_map(f), more, offset)).scalars())
     else:
         query = current_rows(f).order_by(SegmentRow.segment_key) if f.run_id is not None else latest_rows(f)
-        data = (MAP_ITEM,) if view == View.MAP else (SegmentRow.geometry_json, SegmentRow.properties_json)
+        if view == View.MAP:
+            data: tuple = (utf8_bytes(MAP_ITEM).label("map_item"),)
+        else:
+            data = (SegmentRow.geometry_json, SegmentRow.properties_json)
         query = query.with_only_columns(SegmentRow.id, SegmentRow.segment_key, *data)
         found = session.execute(page(query, more, offset)).all()
     media_type = "application/json" if view == View.MAP else GEOJSON
