@@ -650,6 +650,7 @@ def main(argv: list[str] | None = None) -> int:
         "load_average_before": load_start,
         "load_average_after": load_end,
         "nice": os.nice(0),
+        "autogroup": _autogroup(),
         "run": run_info,
         "video": facts,
         "stages": rows,
@@ -666,6 +667,16 @@ def main(argv: list[str] | None = None) -> int:
     (args.results / "stage_throughput.md").write_text(markdown(out), encoding="utf-8")
     print(markdown(out))
     return 0
+
+
+def _autogroup() -> str | None:
+    """This process's scheduler autogroup and its niceness: with autogroups on, ``nice`` only ranks
+    processes within one session; sessions share the cores by their autogroups' niceness."""
+    try:
+        enabled = Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() == "1"
+        return Path("/proc/self/autogroup").read_text().strip() if enabled else None
+    except OSError:
+        return None
 
 
 def markdown(out: dict) -> str:
@@ -685,7 +696,9 @@ def markdown(out: dict) -> str:
         f"Python {m['python']}, PyAV {v['av']} (libavcodec {v['ffmpeg_libavcodec']}), ONNX Runtime "
         f"{v['onnxruntime']}, OpenCV {v['opencv-python-headless']}, NumPy {v['numpy']}; pavement "
         f"{v['pavement_commit']}. Load average (1, 5, 15 min) before {out['load_average_before']}, after "
-        f"{out['load_average_after']}; niceness {out['nice']}.",
+        f"{out['load_average_after']}; niceness {out['nice']}"
+        + (f", scheduler autogroup `{out['autogroup']}`" if out.get("autogroup") else "")
+        + ".",
         "",
         f"Command: `{out['command'].strip()}` ({out['bench_wall_s']:.0f} s, the job included).",
         "",
