@@ -8,8 +8,9 @@ frame A is the reference; for every later frame B:
    images sampled over a top-view grid of the lane 2.6-7 m ahead): B's motion relative to A
    (forward, lateral, yaw), B's height change, pitch and roll, and A's pitch and roll. The
    camera's mount height (``camera.json``) fixes the metric scale; everything else is refined,
-   so a mount that sagged with load or a braking pitch does not bias the result. The refined
-   pitch and roll of A are reported.
+   so a mount that sagged with load or a braking pitch does not bias the result. A's pitch and
+   roll are first *seated* by the residual of that fit over a few degrees around camera.json's,
+   then levelled on the swept road plane. The refined pitch and roll of A are reported.
 2. **Sweep**: for each lateral bin of the lane (5 cm) and each candidate height z of the surface
    there (1 mm steps), the grid points at height z are projected into A and B; where the
    surface really lies at z, the two images agree. The sum of squared differences over the bin's
@@ -52,6 +53,11 @@ class RutSweepConfig:
     correlation: float = 12.0  # grid samples per independent image sample (see module doc)
     min_samples: int = 400  # a bin seen by fewer grid samples (per pair) is not measured
     band_sigma_px: tuple[float, float] = (0.7, 2.5)  # difference of Gaussians kept for matching
+    # Seating: the reference camera's pitch and roll tried around camera.json's (degrees); the one
+    # whose plane fit leaves the least residual seeds the levelling (see ``seat_mount``).
+    seat_pitch_deg: tuple[float, ...] = (-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0)
+    seat_roll_deg: tuple[float, ...] = (-2.0, -1.0, 0.0, 1.0, 2.0)
+    seat_grid_step: int = 4  # seating fits on every this many grid points (4 cm)
 
 
 @dataclass(frozen=True)
@@ -132,11 +138,12 @@ def refine_pair(
     mount: CameraMount,
     forward_guess_m: float,
     config: RutSweepConfig,
+    step: int = 2,
 ) -> PairPose:
     """B's pose relative to A (whose mount is ``mount``), by robust least squares of the photometric
-    residual the road plane z = 0 induces, on a 2 cm grid."""
+    residual the road plane z = 0 induces, on a grid of ``step`` x 1 cm."""
     k = intrinsics.matrix
-    x, y = _grid(config, step=2)
+    x, y = _grid(config, step=step)
 
     def unpack(q: np.ndarray) -> tuple[CameraMount, CameraMount, tuple[float, float, float]]:
         fwd, lat, yaw, dh, dpitch, droll = q
@@ -194,6 +201,49 @@ def sweep_pair(
         cost[i] = np.where(ok, d * d, 0.0).reshape(ny, py, nx, px).sum(axis=(1, 3))
         count[i] = ok.reshape(ny, py, nx, px).sum(axis=(1, 3))
     return cost, count, x[0].reshape(nx, px).mean(axis=1), y[:, 0].reshape(ny, py).mean(axis=1)
+
+
+def _parabola_min(xs: list[float], costs: list[float]) -> float:
+    """Abscissa of the smallest cost, moved to the vertex of the parabola through it and its two
+    neighbours when it has both (equally spaced xs)."""
+    i = int(np.argmin(costs))
+    if 0 < i < len(xs) - 1:
+        c0, c1, c2 = costs[i - 1], costs[i], costs[i + 1]
+        den = c0 - 2 * c1 + c2
+        if den > 0:
+            return xs[i] + 0.5 * (c0 - c2) / den * (xs[i + 1] - xs[i])
+    return xs[i]
+
+
+def seat_mount(
+    band_a: np.ndarray,
+    band_b: np.ndarray,
+    intrinsics: CameraIntrinsics,
+    mount: CameraMount,
+    forward_guess_m: float,
+    config: RutSweepConfig,
+) -> CameraMount:
+    """The reference camera's pitch, then roll, relative to the road plane, chosen among offsets
+    from ``mount`` by the residual of the pair's plane fit (``refine_pair`` on a coarse grid).
+
+    With A's pitch wrong by a degree or more, B's six parameters cannot reproduce the homography
+    the road induces: the fit trades pitch for forward travel and height, its residual stays
+    high, and levelling on the swept plane then moves the pitch further the wrong way (seen on
+    synthetic runs: nominal 12 deg, true 10 deg, levelled to 15 deg). The residual itself has a
+    sharp minimum at the right pitch, so it is searched first."""
+
+    def rms(m: CameraMount) -> float:
+        return refine_pair(band_a, band_b, intrinsics, m, forward_guess_m, config, config.seat_grid_step).rms
+
+    if config.seat_pitch_deg:
+        pitches = [mount.pitch_deg + d for d in config.seat_pitch_deg]
+        pitch = _parabola_min(pitches, [rms(_with(mount, dpitch=p - mount.pitch_deg)) for p in pitches])
+        mount = _with(mount, dpitch=pitch - mount.pitch_deg)
+    if config.seat_roll_deg:
+        rolls = [mount.roll_deg + d for d in config.seat_roll_deg]
+        roll = _parabola_min(rolls, [rms(_with(mount, droll=r - mount.roll_deg)) for r in rolls])
+        mount = _with(mount, droll=roll - mount.roll_deg)
+    return mount
 
 
 def _heights_mm(config: RutSweepConfig) -> np.ndarray:
@@ -284,6 +334,8 @@ def burst_profile(
     # plane to their heights, move the mount onto it, fit the pair again; the road plane's tilt
     # and offset are what a wrong pitch or roll leaves.
     guesses = {j: distances_m[j] for j in pairs}
+    if config.seat_pitch_deg or config.seat_roll_deg:
+        mount = seat_mount(bands[0], bands[pairs[-1]], intrinsics, mount, baseline, config)
     coarse = np.arange(-150.0, 150.0 + 1e-9, 3.0)
     for _ in range(6):
         j = pairs[-1]
