@@ -10,7 +10,9 @@ from its best view, and per segment ``crack_ratio_pct``, ``coverage_pct`` and ``
 
 Patching and potholes from the damage detector are not added to the cells yet: the ratio counts
 cracks only (patching shows only as the cracks the segmenter finds along its seams).
-The camera's pitch and roll are taken from camera.json as they are (no per-run refinement yet).
+The camera's pitch is refined per run from the lane lines' vanishing point in the first
+``refine_frames`` frames (``pavement.vanishing_point``; they wait, in grey, until it is known);
+roll, yaw and height are taken from camera.json.
 """
 
 from __future__ import annotations
@@ -51,6 +53,14 @@ from pavement.frame_quality import (
 )
 from pavement.road_view import RoadView, RoadViewConfig, road_view, warp_road_view
 from pavement.top_view_cracks import TopViewSegmenterConfig, segment_top_view
+from pavement.vanishing_point import (
+    MountRefinement,
+    VanishingConfig,
+    horizon_row,
+    intersection,
+    refine_mount,
+    road_segments,
+)
 from pipelines.geotag import GeotagConfig, GeotagResult, find_inputs, run_geotag, segment_feature
 from pipelines.video_motion import iter_frames, probe_video
 
@@ -71,6 +81,9 @@ class CrackConfig:
     segmenter: TopViewSegmenterConfig = field(default_factory=TopViewSegmenterConfig)  # without a CrackMaskFn
     edge_margin_px: int = 6  # crack pixels this close to the frame's edge in the top view are dropped
     confidence_near_m: float = 6.0  # views nearer than this count fully in the confidence
+    refine_frames: int = 12  # frames whose vanishing points refine the pitch (0: camera.json's as it is)
+    vanishing: VanishingConfig = field(default_factory=VanishingConfig)
+    vanishing_width_px: int = 640  # lane lines are found on frames shrunk to this width
 
 
 @dataclass(frozen=True)
@@ -89,7 +102,9 @@ class CrackAccumulator:
 
     ``camera``: the profile of camera.json (any resolution: its intrinsics are scaled to
     ``video_size`` = (width, height) of the frames pushed). ``segmenter``: any ``CrackMaskFn``;
-    default the classical one with ``config.segmenter``."""
+    default the classical one with ``config.segmenter``. The first ``config.refine_frames`` frames
+    are kept (grey) until their vanishing points have refined the pitch (``refinement``); then they
+    and all later frames are rectified with the refined mount."""
 
     def __init__(
         self,
@@ -101,10 +116,27 @@ class CrackAccumulator:
         width, height = video_size
         if (camera.intrinsics.width_px, camera.intrinsics.height_px) != (width, height):
             camera = CameraProfile(camera.intrinsics.scaled(width, height), camera.mount, camera.name)
-        self.camera = camera
+        self.nominal = camera
         self.config = config
-        self.view: RoadView = road_view(camera, config.view)
-        self.segmenter: CrackMaskFn = segmenter or partial(
+        self._segmenter = segmenter
+        self.frames: list[FrameCells] = []
+        self.qualities: dict[int, FrameQuality] = {}
+        self._waiting: list[tuple[int, np.ndarray]] = []  # (frame index, grey) until the mount is known
+        self._points: list[tuple[float, float]] = []  # vanishing points, at the vanishing size
+        scale = min(1.0, config.vanishing_width_px / width)
+        self._vp_size = (max(round(width * scale), 16), max(round(height * scale), 16))
+        self._vp_intrinsics = camera.intrinsics.scaled(*self._vp_size)
+        self.refinement: MountRefinement | None = None
+        if config.refine_frames <= 0:
+            self._settle(MountRefinement(camera.mount, False, 0, reason="pitch refinement switched off"))
+
+    def _settle(self, refinement: MountRefinement) -> None:
+        """Fix the mount and everything made from it: top view, segmenter, cell grid."""
+        self.refinement = refinement
+        self.camera = CameraProfile(self.nominal.intrinsics, refinement.mount, self.nominal.name)
+        config = self.config
+        self.view: RoadView = road_view(self.camera, config.view)
+        self.segmenter: CrackMaskFn = self._segmenter or partial(
             segment_top_view, road=self.view.valid, config=config.segmenter
         )
         margin = 2 * config.edge_margin_px + 1
@@ -113,22 +145,47 @@ class CrackAccumulator:
         n_near = near_rows(self.view.shape[0], config.quality)
         self._sampling = self.view.frame_px_per_view_px(self.view.shape[0] - n_near / 2)
         self._grid = cell_grid(self.view)
-        self.frames: list[FrameCells] = []
-        self.qualities: dict[int, FrameQuality] = {}
+        waiting, self._waiting = self._waiting, []
+        for frame_index, grey in waiting:
+            self.push_top_view(frame_index, warp_road_view(grey, self.view))
 
-    def push(self, frame_index: int, image_bgr: np.ndarray) -> FrameCells:
-        """Rectify, gate, segment and reduce one frame (BGR or grey, at ``video_size``) to its cells."""
+    def settle(self) -> MountRefinement:
+        """Decide the mount now from the vanishing points seen so far (``finish`` does it too)."""
+        if self.refinement is None:
+            self._settle(
+                refine_mount(self._points, self._vp_intrinsics, self.nominal.mount, self.config.vanishing)
+            )
+        return self.refinement
+
+    def push(self, frame_index: int, image_bgr: np.ndarray) -> None:
+        """Rectify, gate, segment and reduce one frame (BGR or grey, at ``video_size``) to its cells
+        (``frames``); while the mount is being refined the frame waits, in grey."""
         h, w = image_bgr.shape[:2]
-        k = self.camera.intrinsics
+        k = self.nominal.intrinsics
         if (w, h) != (k.width_px, k.height_px):
             raise ConfigError(
                 f"frame {frame_index} is {w}x{h}; the accumulator was made for {k.width_px}x{k.height_px}"
             )
         grey = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY) if image_bgr.ndim == 3 else image_bgr
-        return self.push_top_view(frame_index, warp_road_view(grey, self.view))
+        if self.refinement is not None:
+            self.push_top_view(frame_index, warp_road_view(grey, self.view))
+            return
+        small = cv2.resize(grey, self._vp_size, interpolation=cv2.INTER_AREA)
+        horizon = horizon_row(self._vp_intrinsics, self.nominal.mount)
+        point = intersection(
+            road_segments(small, horizon, self.config.vanishing), small.shape[1], self.config.vanishing
+        )
+        if point is not None:
+            self._points.append(point)
+        self._waiting.append((frame_index, grey.copy()))
+        if len(self._waiting) >= self.config.refine_frames:
+            self.settle()
 
     def push_top_view(self, frame_index: int, top: np.ndarray) -> FrameCells:
-        """``push`` for a frame already rectified: ``top`` (H, W) uint8, grey, ``self.view``'s shape."""
+        """``push`` for a frame already rectified: ``top`` (H, W) uint8, grey, ``self.view``'s shape
+        (the mount must be settled: ``settle``)."""
+        if self.refinement is None:
+            raise ConfigError("the accumulator's mount is not settled yet: call settle() first")
         if top.shape != self.view.shape:
             raise ConfigError(f"top view {top.shape} does not match the accumulator's {self.view.shape}")
         quality = assess_frame(top, self.view.valid, self.config.quality, self._sampling)
@@ -157,6 +214,7 @@ class CrackAccumulator:
 
     def finish(self, geo: GeotagResult) -> list[SegmentCracks]:
         """Per segment of ``geo.segments`` (same order): crack ratio, coverage, confidence."""
+        self.settle()
         known = {
             p.frame_index: FramePlace(p.route.route_no, p.route.direction, p.route.chainage_m)
             for p in geo.frames
@@ -170,6 +228,24 @@ class CrackAccumulator:
             for rs in geo.segments
         ]
         return survey_segments(self.frames, places, stretches, self.config.confidence_near_m)
+
+
+def mount_report(accumulator: CrackAccumulator) -> dict:
+    """The mount the crack mesh was built with, for report.json: camera.json's pitch, the refined
+    one (or why not), and from how many frames."""
+    r = accumulator.settle()
+    mount = r.mount
+    return {
+        "height_m": mount.height_m,
+        "pitch_deg": mount.pitch_deg,
+        "roll_deg": mount.roll_deg,
+        "yaw_deg": mount.yaw_deg,
+        "refined": r.refined,
+        "camera_json_pitch_deg": accumulator.nominal.mount.pitch_deg,
+        "vanishing_point_frames": r.n_frames,
+        "pitch_spread_deg": None if r.pitch_spread_deg is None else round(r.pitch_spread_deg, 3),
+        "note": r.reason,
+    }
 
 
 def _round(v: float | None, digits: int = 1) -> float | None:
@@ -223,6 +299,8 @@ def run_cracks(
             progress(n, len(wanted))
     frames_s = time.perf_counter() - t0
     segments = accumulator.finish(geo)
+    if not accumulator.refinement.refined:
+        warnings.append(f"camera pitch not refined: {accumulator.refinement.reason}")
     rejected = accumulator.rejected
     if rejected:
         warnings.append(
@@ -254,12 +332,7 @@ def run_cracks(
             "width_m": round(view.size_px[0] * view.metres_per_px, 3),
             "size_px": list(view.size_px),
         },
-        "camera_mount": {
-            "height_m": camera.mount.height_m,
-            "pitch_deg": camera.mount.pitch_deg,
-            "roll_deg": camera.mount.roll_deg,
-            "refined": False,
-        },
+        "camera_mount": mount_report(accumulator),
         "warnings": warnings,
     }
     report_json = out_dir / "report.json"

@@ -59,7 +59,7 @@ from pavement.rut_video import burst_profile
 from pavement.segments import Segment, SegmentMetrics
 from pavement.track import FramePose
 from pipelines.accel_io import read_accel_csv
-from pipelines.cracks import CrackAccumulator, CrackConfig
+from pipelines.cracks import CrackAccumulator, CrackConfig, mount_report
 from pipelines.detect import DEFAULT_MODEL, BatchDetector, DetectorConfig, detections_to_json, load_detector
 from pipelines.geotag import (
     GeotagConfig,
@@ -491,12 +491,15 @@ def _process(
     cracks = stream.cracks.finish(geo) if stream.cracks is not None else None
     if cracks is None:
         warnings.append("no camera.json: ひび割れ率 cannot be measured (the road view needs the camera)")
-    elif stream.cracks.rejected:
-        rejected = stream.cracks.rejected
-        warnings.append(
-            f"{sum(rejected.values())} of {len(stream.cracks.frames)} frames rejected for the crack ratio "
-            f"({', '.join(f'{k}: {v}' for k, v in sorted(rejected.items()))}); their cells are not surveyed"
-        )
+    else:
+        if not stream.cracks.refinement.refined:
+            warnings.append(f"camera pitch not refined: {stream.cracks.refinement.reason}")
+        if rejected := stream.cracks.rejected:
+            warnings.append(
+                f"{sum(rejected.values())} of {len(stream.cracks.frames)} frames rejected for the crack "
+                f"ratio ({', '.join(f'{k}: {v}' for k, v in sorted(rejected.items()))}); their cells are "
+                "not surveyed"
+            )
     stage_s["cracks"] = time.perf_counter() - t0
 
     hole_count = _count_potholes(geo, potholes, projection)
@@ -608,6 +611,7 @@ def _process(
         "model": stream.model_name,
         "detector_provider": stream.provider,
         "rut_profiles": rut_sources,
+        "camera_mount": None if stream.cracks is None else mount_report(stream.cracks),
         "album_images": sum(len(v) for v in photos.values()),
         "privacy_masking": config.privacy,
         "warnings": warnings,

@@ -18,6 +18,7 @@ def test_crack_ratio_evaluation_rows_and_report(synth_run, tmp_path):
         assert 0.0 <= r["coverage_pct"] <= 100.0 and r["true_category"] in ("I", "II", "III")
         if r["estimate_pct"] is not None:
             assert r["error_pp"] == round(r["estimate_pct"] - r["true_pct"], 2)
+        assert r["pitch_camera_json_deg"] == 12.0 and abs(r["pitch_used_deg"] - r["pitch_true_deg"]) < 0.3
     summary = ev.summarise(rows)
     assert summary["segments"] >= 1 and summary["blank"] == 0 and summary["mae_pp"] >= 0.0
     halved = [dict(r, spacing_m=2.5) for r in rows]
@@ -31,6 +32,8 @@ def test_crack_ratio_evaluation_rows_and_report(synth_run, tmp_path):
         "length_m": 200.0,
         "fps": 10.0,
         "spacing_m": 5.0,
+        "refine_frames": 12,
+        "pitch_deg": {"seed7": [12.0, rows[0]["pitch_used_deg"], rows[0]["pitch_true_deg"]]},
         "summary": summary,
         "summary_half_spacing": ev.summarise(halved),
         "spacing_change_pp": [0.0],
@@ -38,4 +41,4 @@ def test_crack_ratio_evaluation_rows_and_report(synth_run, tmp_path):
     }
     ev.write_markdown(result, tmp_path / "crack_ratio.md")
     text = (tmp_path / "crack_ratio.md").read_text(encoding="utf-8")
-    assert "MAE" in text and "- a note" in text
+    assert "MAE" in text and "- a note" in text and "seed7 12 / " in text

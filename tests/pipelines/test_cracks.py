@@ -52,21 +52,39 @@ def test_halving_the_frame_spacing_changes_the_ratio_by_less_than_2_points(crack
         assert abs(s25.crack_ratio_pct - p5["crack_ratio_pct"]) < 2.0
 
 
-def test_report_says_what_was_measured(cracks_out):
+def test_report_says_what_was_measured(cracks_out, synth_run):
     report = json.loads((cracks_out / "report.json").read_text(encoding="utf-8"))
     assert report["stage"] == "cracks" and report["frames"] > 10
     assert report["top_view"]["metres_per_px"] == 0.005
-    assert report["camera_mount"]["refined"] is False
+    mount = report["camera_mount"]
+    truth = json.loads((synth_run / "truth.json").read_text(encoding="utf-8"))
+    # camera.json says 12.0 deg; the run's true mount is 1-2 deg off: the lane lines find it
+    assert mount["camera_json_pitch_deg"] == 12.0
+    assert mount["refined"] is True and mount["vanishing_point_frames"] >= 5
+    assert mount["pitch_deg"] == pytest.approx(truth["camera"]["mount"]["pitch_deg"], abs=0.3)
 
 
 def test_accumulator_keeps_a_few_numbers_per_frame(synth_run, tmp_path):
     camera = CameraProfile.from_dict(json.loads((synth_run / "camera.json").read_text(encoding="utf-8")))
-    acc = CrackAccumulator(camera, (320, 180))
-    cells = acc.push(0, np.full((180, 320, 3), 100, np.uint8))
+    acc = CrackAccumulator(camera, (320, 180), CrackConfig(refine_frames=0))  # camera.json's mount
+    acc.push(0, np.full((180, 320, 3), 100, np.uint8))
+    cells = acc.frames[-1]
     assert cells.crack_count.size <= 100 and not cells.seen.any()  # a flat grey frame: rejected
     assert acc.rejected == {"blur": 1}
     with pytest.raises(ConfigError):
         acc.push(1, np.zeros((720, 1280, 3), np.uint8))
+
+
+def test_first_frames_wait_for_the_refined_pitch(synth_run):
+    camera = CameraProfile.from_dict(json.loads((synth_run / "camera.json").read_text(encoding="utf-8")))
+    acc = CrackAccumulator(camera, (320, 180), CrackConfig(refine_frames=3))
+    for i in range(2):
+        acc.push(i, np.full((180, 320, 3), 100, np.uint8))
+    assert acc.refinement is None and acc.frames == []  # waiting for the third
+    acc.push(2, np.full((180, 320, 3), 100, np.uint8))
+    # flat grey frames show no lane lines: camera.json's mount, with the reason, and all 3 frames in
+    assert acc.refinement.refined is False and "camera.json" in acc.refinement.reason
+    assert [c.frame_index for c in acc.frames] == [0, 1, 2]
 
 
 def test_a_segmenter_drops_in(synth_run, tmp_path):
