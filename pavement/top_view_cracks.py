@@ -41,9 +41,11 @@ class TopViewSegmenterConfig:
     noise_window_px: int = 101  # square window in which the local texture noise is measured (0.5 m)
     noise_clip: float = 3.0  # texture values are clipped at this many view-wide noise units first
     highpass_sigma_px: float = 4.0  # texture = top view minus this blur
-    # Tuned on synthetic 720p runs (seeds 511-513, crack ratio per 100 m against truth.json): 8 missed
-    # the thin cracks of alligator meshes (-13 pp), 6 read -4 pp, 5.5 -2 pp, 5 +15 pp (texture).
-    seed_noise: float = 5.5  # seeds: relative response above this many noise units
+    # Tuned on synthetic 720p runs (seeds 511-513, crack ratio per 100 m against truth.json), on the
+    # top view of the pitch refined from the lane lines: 5.5 read -2.9 pp (区分 agreement 89 %), 5.25
+    # -1.6 pp (89 %), 5 -0.6 pp (100 %, MAE 3.3 pp), 4.75 +0.3 pp (100 %, MAE 3.5 pp). (With
+    # camera.json's pitch, 1-2 deg off, 5 had read +15 pp: the far rows' texture passed for cracks.)
+    seed_noise: float = 5.0  # seeds: relative response above this many noise units
     grow_noise: float = 3.0  # grown through connected pixels above this many
     min_noise: float = 0.0025  # floor of the noise unit (a flat, featureless band)
     min_component_px: int = 60  # smaller components are grain
