@@ -116,9 +116,12 @@ class LedgerConfig:
     distance_sigma_m: float = 6.0  # GPS error after smoothing + lane position
     lane_offset_m: float = 1.75  # the car drives this far left of the centreline (left-hand traffic)
     heading_kappa: float = 4.0  # von Mises concentration of heading vs. direction of travel
-    min_heading_speed_mps: float = 2.0  # below this the heading says nothing
+    # below this the heading says nothing (full weight from 3x): the smoothed GPS of a car pulling
+    # away at 4-6 m/s can loop right round with 4 m noise
+    min_heading_speed_mps: float = 3.0
     transition_scale_m: float = 4.0  # |distance along route - distance travelled| scale
-    u_turn_penalty: float = 12.0  # log-likelihood cost of reversing direction on a route
+    # log-likelihood cost of reversing direction on a route (12 let such a loop pass for two U-turns)
+    u_turn_penalty: float = 20.0
     route_change_penalty: float = 8.0  # ... of changing to another route / part
     off_ledger_penalty: float = 10.0  # ... of leaving or rejoining the ledger
     off_ledger_distance_m: float = 20.0  # off-ledger emission = on-ledger emission at this distance
