@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from pavement.camera import CameraProfile
-from pavement.rut_profile import estimate_rut, section_rut, segment_rut
+from pavement.rut_profile import RutEstimate, estimate_rut, section_rut, segment_rut
 from pipelines.geotag import run_geotag
 from pipelines.rut_depth_source import chainage_of_video_time, profiles_from_depth_folder
 from pipelines.synth import SynthConfig, run_synth
@@ -73,17 +73,16 @@ def _r(v: float | None, digits: int = 2) -> float | None:
     return None if v is None or not np.isfinite(v) else round(float(v), digits)
 
 
-def score_run(run_dir: Path, chainage: Callable[[float], float | None]) -> dict:
-    """Sections and segments of one run: truth, estimate, 1-sigma, counts, reason."""
-    truth = json.loads((run_dir / "truth.json").read_text(encoding="utf-8"))
-    nominal = CameraProfile.from_dict(json.loads((run_dir / "camera.json").read_text(encoding="utf-8")))
-    n_maps = len((run_dir / "depth" / "depth.csv").read_text(encoding="utf-8").splitlines()) - 1
-    profiles = profiles_from_depth_folder(run_dir, nominal, chainage)
-    placed = [(p.chainage_m, estimate_rut(p)) for p in profiles]
+def score_placed(
+    truth: dict, placed: list[tuple[float, RutEstimate]], max_sigma_mm: float = 3.0
+) -> tuple[list[dict], list[dict]]:
+    """Per true 20 m section and 100 m segment of ``truth`` (truth.json): the true depth, the
+    estimate from the profile depths ``placed`` (chainage, estimate) inside it, 1-sigma, counts,
+    reason. Also used by eval/rut_video.py."""
     sections, by_start = [], {}
     for sec in truth["sections_20m"]:
         lo, hi = sec["chainage_m"], sec["chainage_m"] + sec["length_m"]
-        got = section_rut(lo, hi, [e for c, e in placed if lo <= c < hi])
+        got = section_rut(lo, hi, [e for c, e in placed if lo <= c < hi], max_sigma_mm)
         by_start[lo] = got
         sections.append(
             {
@@ -116,6 +115,17 @@ def score_run(run_dir: Path, chainage: Callable[[float], float | None]) -> dict:
                 "reason": got.reason,
             }
         )
+    return sections, segments
+
+
+def score_run(run_dir: Path, chainage: Callable[[float], float | None]) -> dict:
+    """Sections and segments of one run: truth, estimate, 1-sigma, counts, reason."""
+    truth = json.loads((run_dir / "truth.json").read_text(encoding="utf-8"))
+    nominal = CameraProfile.from_dict(json.loads((run_dir / "camera.json").read_text(encoding="utf-8")))
+    n_maps = len((run_dir / "depth" / "depth.csv").read_text(encoding="utf-8").splitlines()) - 1
+    profiles = profiles_from_depth_folder(run_dir, nominal, chainage)
+    placed = [(p.chainage_m, estimate_rut(p)) for p in profiles]
+    sections, segments = score_placed(truth, placed)
     return {
         "run": run_dir.name,
         "depth_maps": n_maps,

@@ -36,10 +36,13 @@ from pathlib import Path
 import numpy as np
 
 from pavement.camera import CameraProfile
-from pavement.rut_profile import estimate_rut, section_rut, segment_rut
+from pavement.rut_profile import estimate_rut
 from pipelines.geotag import GeotagResult, run_geotag
 from pipelines.rut import RutConfig, ahead_sign, video_profiles
 from pipelines.synth import SynthConfig, run_synth
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # eval/rut_depth_sensor.py, run or imported
+from rut_depth_sensor import _r, score_placed  # the same scoring as the depth-map source
 
 REPO = Path(__file__).resolve().parents[1]
 LARGE_MM = 20.0  # 区分 II starts here (pavement.diagnosis): a blank above it hides a finding
@@ -76,10 +79,6 @@ def on_truth_posts(run_dir: Path, geo: GeotagResult) -> GeotagResult:
         for f in geo.frames
     )
     return replace(geo, frames=frames)
-
-
-def _r(v: float | None, digits: int = 2) -> float | None:
-    return None if v is None or not np.isfinite(v) else round(float(v), digits)
 
 
 def measure_run(run_dir: Path, work: Path, config: RutConfig) -> dict:
@@ -180,43 +179,10 @@ def score_run(run_dir: Path, measured: dict, placement: str, max_sigma_mm: float
         )
         # The stage's seed for the Monte-Carlo draws is the profile's index (pipelines.rut.aggregate).
         estimates.append((b[placement], estimate_rut(profile, max_sigma_mm, seed=i)))
-    sections, by_start = [], {}
-    for sec in truth["sections_20m"]:
+    sections, segments = score_placed(truth, estimates, max_sigma_mm)
+    for row, sec in zip(sections, truth["sections_20m"], strict=True):
         lo, hi = sec["chainage_m"], sec["chainage_m"] + sec["length_m"]
-        got = section_rut(lo, hi, [e for c, e in estimates if lo <= c < hi], max_sigma_mm)
-        by_start[lo] = got
-        sections.append(
-            {
-                "section": f"{sec['kp_km']:g}km+{sec['offset_m']:.0f}m",
-                "true_mm": _r(sec["rut_depth_mm"]),
-                "estimate_mm": _r(got.rut_depth_mm),
-                "sigma_mm": _r(got.sigma_mm),
-                "n_profiles": got.n_profiles,
-                "n_used": got.n_used,
-                "profile_depths_mm": [_r(e.depth_mm) for c, e in estimates if lo <= c < hi],
-                "reason": got.reason,
-            }
-        )
-    segments = []
-    for seg in truth["segments"]:
-        if seg["rut_depth_mm"] is None:
-            continue
-        lo, hi = seg["chainage_m"], seg["chainage_m"] + seg["length_m"]
-        got = segment_rut([s for start, s in by_start.items() if lo - 1e-6 <= start < hi])
-        segments.append(
-            {
-                "segment": f"{seg['kp_km']:g}km+{seg['offset_m']:.0f}m",
-                "partial": seg["partial"],
-                "true_mm": _r(seg["rut_depth_mm"]),
-                "estimate_mm": _r(got.rut_depth_mm),
-                "true_max_mm": _r(seg["rut_depth_max_mm"]),
-                "estimate_max_mm": _r(got.rut_depth_max_mm),
-                "sigma_mm": _r(got.sigma_mm),
-                "n_sections": got.n_sections,
-                "n_used": got.n_used,
-                "reason": got.reason,
-            }
-        )
+        row["profile_depths_mm"] = [_r(e.depth_mm) for c, e in estimates if lo <= c < hi]
     return {
         "profiles": len(estimates),
         "profiles_blank": sum(e.depth_mm is None for _, e in estimates),
