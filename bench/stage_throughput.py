@@ -216,7 +216,6 @@ def measure(run_dir: Path, out: Path, max_bursts: int, repeats: int = 1) -> tupl
     from pavement.camera import CameraProfile
     from pavement.geodesy import PlaneProjection
     from pavement.rut_video import burst_profile
-    from pavement.segments import SegmentMetrics
     from pipelines.accel_io import read_accel_csv
     from pipelines.cracks import CrackAccumulator
     from pipelines.detect import detections_to_json, load_detector
@@ -433,20 +432,8 @@ def measure(run_dir: Path, out: Path, max_bursts: int, repeats: int = 1) -> tupl
     for k, rs in enumerate(geo.segments):
         chosen = sorted(album.get(k, []), key=lambda c: (-c.score, c.frame_index))
         album[k] = sorted(chosen[: config.album_frames_per_segment], key=lambda c: c.frame_index)
-        rut, crack = (ruts[k] if ruts else None), crack_segments[k]
-        metrics = proc._diagnosed(
-            SegmentMetrics(
-                crack_ratio_pct=crack.crack_ratio_pct,
-                coverage_pct=crack.coverage_pct,
-                crack_confidence=crack.confidence if crack.crack_ratio_pct is not None else None,
-                iri_mm_per_m=iri[k].iri_mm_per_m if iri[k] is not None else None,
-                iri_uncertainty_mm_per_m=iri[k].uncertainty_mm_per_m if iri[k] is not None else None,
-                rut_depth_mm=rut.rut_depth_mm if rut else None,
-                rut_depth_max_mm=rut.rut_depth_max_mm if rut else None,
-                rut_uncertainty_mm=rut.sigma_mm if rut and rut.rut_depth_mm is not None else None,
-                pothole_count=holes[k],
-            ),
-            config.thresholds,
+        metrics = proc.segment_metrics(
+            crack_segments[k], iri[k], ruts[k] if ruts else None, holes[k], config.thresholds
         )
         segments.append(
             replace(rs.segment, metrics=metrics, representative_frames=tuple(c.frame_index for c in album[k]))

@@ -46,6 +46,7 @@ from exporters.gis import segments_to_records, write_csv, write_geojson, write_k
 from exporters.kpi import kpi_to_json, segments_to_kpi
 from exporters.web_map import write_web_map
 from pavement.camera import CameraProfile
+from pavement.crack_mesh import SegmentCracks
 from pavement.detections import DamageClass, Detections
 from pavement.diagnosis import GENERAL_ROAD, DiagnosisThresholds, diagnose
 from pavement.errors import ConfigError, ExportError
@@ -512,20 +513,11 @@ def _process(
     for n, rs in enumerate(geo.segments):
         chosen = sorted(album.get(n, []), key=lambda c: (-c.score, c.frame_index))
         album[n] = sorted(chosen[: config.album_frames_per_segment], key=lambda c: c.frame_index)
-        rut = ruts[n] if ruts else None
-        crack = cracks[n] if cracks else None
-        metrics = _diagnosed(
-            SegmentMetrics(
-                crack_ratio_pct=crack.crack_ratio_pct if crack else None,
-                coverage_pct=crack.coverage_pct if crack else None,
-                crack_confidence=crack.confidence if crack and crack.crack_ratio_pct is not None else None,
-                iri_mm_per_m=iri[n].iri_mm_per_m if iri[n] is not None else None,
-                iri_uncertainty_mm_per_m=iri[n].uncertainty_mm_per_m if iri[n] is not None else None,
-                rut_depth_mm=rut.rut_depth_mm if rut else None,
-                rut_depth_max_mm=rut.rut_depth_max_mm if rut else None,
-                rut_uncertainty_mm=rut.sigma_mm if rut and rut.rut_depth_mm is not None else None,
-                pothole_count=hole_count[n],
-            ),
+        metrics = segment_metrics(
+            cracks[n] if cracks else None,
+            iri[n],
+            ruts[n] if ruts else None,
+            hole_count[n],
             config.thresholds,
         )
         segments.append(
@@ -620,10 +612,28 @@ def _process(
     return ProcessResult(out, tuple(segments), len(potholes), out / "report.json", tuple(warnings))
 
 
-def _diagnosed(metrics: SegmentMetrics, thresholds: DiagnosisThresholds) -> SegmentMetrics:
-    """診断区分 (the worst of the known indicators) and MCI, both only where the crack ratio, the
-    indicator engineers act on first, is known: without it a 区分 would understate the damage.
-    MCI needs the rut depth too (sigma from the IRI where known)."""
+def segment_metrics(
+    crack: SegmentCracks | None,
+    iri: IriEstimate | None,
+    rut: SegmentRut | None,
+    potholes: int,
+    thresholds: DiagnosisThresholds,
+) -> SegmentMetrics:
+    """One segment's figures from its stages' results (None: not measured), with 診断区分 (the
+    worst of the known indicators) and MCI, both only where the crack ratio, the indicator
+    engineers act on first, is known: without it a 区分 would understate the damage. MCI needs
+    the rut depth too (sigma from the IRI where known)."""
+    metrics = SegmentMetrics(
+        crack_ratio_pct=crack.crack_ratio_pct if crack else None,
+        coverage_pct=crack.coverage_pct if crack else None,
+        crack_confidence=crack.confidence if crack and crack.crack_ratio_pct is not None else None,
+        iri_mm_per_m=iri.iri_mm_per_m if iri is not None else None,
+        iri_uncertainty_mm_per_m=iri.uncertainty_mm_per_m if iri is not None else None,
+        rut_depth_mm=rut.rut_depth_mm if rut else None,
+        rut_depth_max_mm=rut.rut_depth_max_mm if rut else None,
+        rut_uncertainty_mm=rut.sigma_mm if rut and rut.rut_depth_mm is not None else None,
+        pothole_count=potholes,
+    )
     if metrics.crack_ratio_pct is None:
         return metrics
     category = diagnose(metrics.crack_ratio_pct, metrics.rut_depth_mm, metrics.iri_mm_per_m, thresholds)
