@@ -3,11 +3,11 @@
 import json
 import shutil
 
-from tests.eval.test_eval_scripts import _load
+from tests.eval import load_script
 
 
 def test_crack_ratio_evaluation_rows_and_report(synth_run, tmp_path):
-    ev = _load("eval/crack_ratio.py")
+    ev = load_script("eval/crack_ratio.py")
     shutil.copytree(synth_run, tmp_path / "seed7")
     run_dir = ev.render(7, 200.0, tmp_path)  # cached: truth.json is there, nothing is rendered
     assert run_dir == tmp_path / "seed7"

@@ -1,9 +1,7 @@
 """Small real runs of the evaluation and benchmark scripts, so they cannot rot: each full run is
 slow and kept out of the test suite, but its functions run here on tiny inputs."""
 
-import importlib.util
 import shutil
-import sys
 from pathlib import Path
 
 import cv2
@@ -11,17 +9,9 @@ import numpy as np
 import pytest
 
 from pipelines.detect import DEFAULT_MODEL, DetectorConfig, load_detector
+from tests.eval import load_script
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _load(relative: str):
-    path = REPO / relative
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[path.stem] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +20,7 @@ def detector():
 
 
 def test_detector_f1_matching_is_greedy_by_score_and_class_aware():
-    f1 = _load("eval/detector_f1.py")
+    f1 = load_script("eval/detector_f1.py")
     gt_xyxy, gt_cls = np.array([[0, 0, 10, 10], [20, 20, 30, 30]], float), np.array([0, 3])
     pred = np.array([[0, 0, 10, 10], [1, 1, 10, 10], [20, 20, 30, 30]], float)
     tp = f1.match_image(pred, np.array([0, 0, 1]), np.array([0.9, 0.8, 0.7]), gt_xyxy, gt_cls)
@@ -39,14 +29,14 @@ def test_detector_f1_matching_is_greedy_by_score_and_class_aware():
 
 
 def test_detector_speed_bench_runs(detector):
-    bench = _load("bench/detector_speed.py")
+    bench = load_script("bench/detector_speed.py")
     images = [np.full((360, 640, 3), 120, np.uint8)] * 2
     rates = bench.images_per_s(detector, images, rounds=1)
     assert len(rates) == 1 and rates[0] > 0
 
 
 def test_crack_segmentation_score_on_a_drawn_crack():
-    cs = _load("eval/crack_segmentation.py")
+    cs = load_script("eval/crack_segmentation.py")
     rng = np.random.default_rng(0)
     image = np.clip(rng.normal(120, 10, (120, 160)), 0, 255).astype(np.uint8)
     truth = np.zeros_like(image, bool)
@@ -57,20 +47,20 @@ def test_crack_segmentation_score_on_a_drawn_crack():
 
 
 def test_false_alarm_count_on_a_run(synth_run, tmp_path, detector):
-    fa = _load("eval/detector_false_alarms.py")
+    fa = load_script("eval/detector_false_alarms.py")
     row = fa.count_run(synth_run, tmp_path / "geotag", detector)
     assert row["km"] > 0.15 and row["frames"] > 0 and row["all_per_km"] >= 0
 
 
 def test_iri_evaluation_rows(synth_run, tmp_path):
-    iri = _load("eval/iri.py")
+    iri = load_script("eval/iri.py")
     shutil.copytree(synth_run, tmp_path / "seed7")
     rows = iri.estimates(7, 200.0, tmp_path)
     assert rows and all(r["true_iri"] > 0 and r["estimate_gain1"] > 0 for r in rows)
 
 
 def test_rut_depth_sensor_evaluation_rows(synth_depth_run, tmp_path):
-    ev = _load("eval/rut_depth_sensor.py")
+    ev = load_script("eval/rut_depth_sensor.py")
     from pipelines.geotag import run_geotag
 
     by_truth = ev.score_run(synth_depth_run, ev.truth_chainage(synth_depth_run))

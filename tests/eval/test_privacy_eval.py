@@ -1,7 +1,5 @@
 """Small real runs of eval/privacy.py and eval/privacy_set.py (the full evaluation takes minutes)."""
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,21 +7,13 @@ import pytest
 
 from pavement.privacy import PrivacyBoxes, PrivacyClass, merge_boxes
 from pipelines.privacy import PrivacyConfig
+from tests.eval import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _load(relative: str):
-    path = REPO / relative
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[path.stem] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_privacy_scoring_counts_coverage_and_stray_masks():
-    ev = _load("eval/privacy.py")
+    ev = load_script("eval/privacy.py")
     faces = np.array([[10, 10, 20, 22], [100, 100, 110, 112]], float)
     plates = np.array([[50, 50, 80, 65]], float)
     found = merge_boxes(
@@ -43,7 +33,7 @@ def test_privacy_scoring_counts_coverage_and_stray_masks():
 
 
 def test_privacy_set_draws_a_labelled_plate_on_a_car():
-    ps = _load("eval/privacy_set.py")
+    ps = load_script("eval/privacy_set.py")
     rng = np.random.default_rng(0)
     plate = ps.render_plate(rng)
     assert plate.shape == (330, 660, 3)
@@ -59,6 +49,6 @@ def test_privacy_set_draws_a_labelled_plate_on_a_car():
 
 @pytest.mark.parametrize("shape", [(100, 200, 3)])
 def test_privacy_set_clips_labels_to_the_image(shape):
-    ps = _load("eval/privacy_set.py")
+    ps = load_script("eval/privacy_set.py")
     kept = ps._visible([[-5, 10, 15, 20], [190, 0, 260, 10], [10, 10, 20, 20]], shape)
     assert kept == [[0.0, 10, 15, 20], [10, 10, 20, 20]]

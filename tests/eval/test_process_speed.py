@@ -2,7 +2,6 @@
 are all there. The full benchmark (2 km at 1080p, 1 km and 4 km for memory) is run by hand."""
 
 import csv
-import importlib.util
 import json
 import subprocess
 import sys
@@ -10,16 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.eval import load_script
+
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _load(relative: str):
-    path = REPO / relative
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[path.stem] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def _bench(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -44,7 +36,7 @@ def _write_pair(tmp_path: Path, truth_rows: list[dict], csv_rows: list[dict]) ->
 
 
 def test_comparison_scores_full_segments_and_names_blank_indicators(tmp_path):
-    bench = _load("bench/process_speed.py")
+    bench = load_script("bench/process_speed.py")
     key = {"route_no": "3", "direction": "下り", "kp_km": 12.0}
     truth_rows = [
         {**key, "offset_m": 300.0, "partial": True, "crack_ratio_pct": 5.0, "rut_depth_mm": 4.0,

@@ -9,11 +9,11 @@ from pavement.frame_plan import FramePlanConfig
 from pavement.rut_video import RutSweepConfig
 from pipelines.geotag import GeotagConfig
 from pipelines.rut import RutConfig
-from tests.eval.test_eval_scripts import _load
+from tests.eval import load_script
 
 
 def test_rut_video_evaluation_rows_and_report(synth_run, tmp_path):
-    ev = _load("eval/rut_video.py")
+    ev = load_script("eval/rut_video.py")
     shutil.copytree(synth_run, tmp_path / "seed7")
     config = RutConfig(
         geotag=GeotagConfig(plan=FramePlanConfig(burst_every_m=60.0)),
@@ -59,7 +59,7 @@ def test_rut_video_evaluation_rows_and_report(synth_run, tmp_path):
 
 
 def test_reason_kinds_and_summary_of_blanks():
-    ev = _load("eval/rut_video.py")
+    ev = load_script("eval/rut_video.py")
     rows = [
         {"true_mm": 25.0, "estimate_mm": None, "sigma_mm": None, "reason": "uncertainty 4.1 mm > 3 mm"},
         {"true_mm": 5.0, "estimate_mm": None, "sigma_mm": None, "reason": "no profile measured"},

@@ -1,7 +1,6 @@
 """``bench/stage_throughput.py`` on a tiny run: every stage timed and its rates in the results.
 The real benchmark (300 m at 1080p30) is run by hand."""
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -9,16 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.eval import load_script
+
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _load(relative: str):
-    path = REPO / relative
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[path.stem] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize(
@@ -30,7 +22,7 @@ def _load(relative: str):
     ],
 )
 def test_stage_rates_per_frame_real_time_and_km(frames, seconds, run_s, expected):
-    bench = _load("bench/stage_throughput.py")
+    bench = load_script("bench/stage_throughput.py")
     row = bench.Stage("s", "what", frames, seconds, run_s=run_s).row(video_s=60.0, km=0.5)
     assert {k: row[k] for k in expected} == expected
     assert row["s_per_km"] == pytest.approx(2 * row["run_s"])
