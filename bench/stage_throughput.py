@@ -423,15 +423,9 @@ def measure(run_dir: Path, out: Path, max_bursts: int, repeats: int = 1) -> tupl
     cam = replace(camera, intrinsics=camera.intrinsics.scaled(info.width_px, info.height_px))
     potholes = proc._potholes(dets, poses, cam, projection, config)
     holes = proc._count_potholes(geo, potholes, projection)
-    by_segment = proc._segment_of_frame(geo)
-    album: dict[int, list] = {}
-    for cand in candidates:
-        if cand.frame_index in by_segment:
-            album.setdefault(by_segment[cand.frame_index], []).append(cand)
+    album = proc.choose_album(geo, candidates, config.album_frames_per_segment)
     segments = []
     for k, rs in enumerate(geo.segments):
-        chosen = sorted(album.get(k, []), key=lambda c: (-c.score, c.frame_index))
-        album[k] = sorted(chosen[: config.album_frames_per_segment], key=lambda c: c.frame_index)
         metrics = proc.segment_metrics(
             crack_segments[k], iri[k], ruts[k] if ruts else None, holes[k], config.thresholds
         )

@@ -30,7 +30,7 @@ import shutil
 import socket
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -432,8 +432,21 @@ def run_process(
     return replace(result, out_dir=out_dir, report_json=out_dir / "report.json")
 
 
-def _segment_of_frame(geo: GeotagResult) -> dict[int, int]:
-    return {i: n for n, rs in enumerate(geo.segments) for i in rs.segment.frame_indices}
+def choose_album(
+    geo: GeotagResult, candidates: Iterable[_Candidate], per_segment: int
+) -> dict[int, list[_Candidate]]:
+    """Per segment (its index in ``geo.segments``, every one present): its ``per_segment`` album
+    candidates with the most damage (then the earliest), in frame order."""
+    by_segment = {i: n for n, rs in enumerate(geo.segments) for i in rs.segment.frame_indices}
+    found: dict[int, list[_Candidate]] = {}
+    for cand in candidates:
+        if cand.frame_index in by_segment:
+            found.setdefault(by_segment[cand.frame_index], []).append(cand)
+    album = {}
+    for n in range(len(geo.segments)):
+        chosen = sorted(found.get(n, []), key=lambda c: (-c.score, c.frame_index))
+        album[n] = sorted(chosen[:per_segment], key=lambda c: c.frame_index)
+    return album
 
 
 def _process(
@@ -504,15 +517,9 @@ def _process(
     stage_s["cracks"] = time.perf_counter() - t0
 
     hole_count = _count_potholes(geo, potholes, projection)
-    by_segment = _segment_of_frame(geo)
-    album: dict[int, list[_Candidate]] = {}
-    for cand in stream.candidates.values():
-        if cand.frame_index in by_segment:
-            album.setdefault(by_segment[cand.frame_index], []).append(cand)
+    album = choose_album(geo, stream.candidates.values(), config.album_frames_per_segment)
     segments = []
     for n, rs in enumerate(geo.segments):
-        chosen = sorted(album.get(n, []), key=lambda c: (-c.score, c.frame_index))
-        album[n] = sorted(chosen[: config.album_frames_per_segment], key=lambda c: c.frame_index)
         metrics = segment_metrics(
             cracks[n] if cracks else None,
             iri[n],
