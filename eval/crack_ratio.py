@@ -29,6 +29,7 @@ import numpy as np
 
 from pavement.diagnosis import GENERAL_ROAD
 from pavement.frame_plan import FramePlanConfig
+from pavement.vanishing_point import VanishingConfig
 from pipelines.cracks import CrackConfig, run_cracks
 from pipelines.synth import SynthConfig, run_synth
 
@@ -197,7 +198,7 @@ def main() -> None:
     parser.add_argument(
         "--refine-frames",
         type=int,
-        default=CrackConfig().refine_frames,
+        default=VanishingConfig().frames,
         help="frames whose vanishing points refine the pitch; 0: camera.json's pitch as it is",
     )
     parser.add_argument("--work", type=Path, default=Path("/tmp/pavement-eval-cracks"))
@@ -209,7 +210,8 @@ def main() -> None:
         run_dir = render(seed, args.length_m, args.work, fps=args.fps)
         for spacing in (args.spacing_m, args.spacing_m / 2):
             out_dir = args.work / f"seed{seed}_cracks_{spacing:g}m_refine{args.refine_frames}"
-            rows += score_run(run_dir, out_dir, spacing, CrackConfig(refine_frames=args.refine_frames))
+            config = CrackConfig(vanishing=VanishingConfig(frames=args.refine_frames))
+            rows += score_run(run_dir, out_dir, spacing, config)
     at = [r for r in rows if r["spacing_m"] == args.spacing_m]
     half = [r for r in rows if r["spacing_m"] == args.spacing_m / 2]
     result = {

@@ -9,11 +9,12 @@ camera.json's, so yaw is kept.) Pitch drifts with load (a full boot, passengers)
 crew clipped the phone in that morning: 1-2 degrees of pitch move a point 5 m ahead by 0.3-0.6 m
 in the rectified top view, so the crack mesh is built with the refined mount.
 
-Per frame: Canny edges below the nominal horizon, probabilistic Hough segments that are neither
-near-horizontal nor near-vertical, the least-squares intersection of their lines with the worst
-outliers dropped (curves and shadows). Per run: the median of the frames' points, with the
-spread of the pitch they give as its uncertainty; too few frames or too wide a spread keeps the
-mount of camera.json, with the reason.
+Per frame (shrunk to ``width_px``): Canny edges below the nominal horizon, probabilistic Hough
+segments that are neither near-horizontal nor near-vertical, the least-squares intersection of
+their lines with the worst outliers dropped (curves and shadows). Per run: the median of the
+points of the first ``frames`` frames (``PitchRefiner``), with the spread of the pitch they give as
+its uncertainty; too few frames or too wide a spread keeps the mount of camera.json, with the
+reason. The crack mesh and the rut bursts use the refined mount.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ class VanishingConfig:
     min_frames: int = 5
     max_spread_deg: float = 1.0  # robust spread (1.4826 MAD) of the frames' pitch allowed
     max_change_deg: float = 5.0  # a refined pitch further than this from camera.json is not believed
+    frames: int = 12  # frames whose vanishing points refine the pitch (0: camera.json's as it is)
+    width_px: int = 640  # lane lines are found on frames shrunk to this width
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,22 @@ class MountRefinement:
     n_frames: int  # frames that gave a vanishing point
     pitch_spread_deg: float | None = None
     reason: str = ""
+
+    def report(self, nominal: CameraMount) -> dict:
+        """For report.json: the mount used, camera.json's pitch (``nominal``), the frames and the
+        spread behind the refined pitch, or why it was not refined."""
+        m = self.mount
+        return {
+            "height_m": m.height_m,
+            "pitch_deg": m.pitch_deg,
+            "roll_deg": m.roll_deg,
+            "yaw_deg": m.yaw_deg,
+            "refined": self.refined,
+            "camera_json_pitch_deg": nominal.pitch_deg,
+            "vanishing_point_frames": self.n_frames,
+            "pitch_spread_deg": None if self.pitch_spread_deg is None else round(self.pitch_spread_deg, 3),
+            "note": self.reason,
+        }
 
 
 def road_segments(
@@ -150,3 +169,41 @@ def refine_mount(
             f"deg against {mount.pitch_deg:.1f} in camera.json); the mount of camera.json is used",
         )
     return MountRefinement(refined, True, len(points), spread)
+
+
+class PitchRefiner:
+    """A run's pitch from its first ``config.frames`` frames: ``push`` grey frames (full size) until
+    it answers the refinement (``refinement``; ``settle`` decides early, e.g. at the end of a
+    short video). ``intrinsics`` and ``mount``: camera.json's, at the frames' size."""
+
+    def __init__(
+        self, intrinsics: CameraIntrinsics, mount: CameraMount, config: VanishingConfig = VanishingConfig()
+    ):
+        self.nominal = mount
+        self.config = config
+        k, scale = intrinsics, min(1.0, config.width_px / intrinsics.width_px)
+        self._size = (max(round(k.width_px * scale), 16), max(round(k.height_px * scale), 16))
+        self._intrinsics = intrinsics.scaled(*self._size)
+        self._points: list[tuple[float, float]] = []
+        self._seen = 0
+        self.refinement: MountRefinement | None = None
+        if config.frames <= 0:
+            self.refinement = MountRefinement(mount, False, 0, reason="pitch refinement switched off")
+
+    def push(self, grey: np.ndarray) -> MountRefinement | None:
+        """Look for the vanishing point in one frame; the refinement once ``frames`` were seen."""
+        if self.refinement is not None:
+            return self.refinement
+        small = cv2.resize(grey, self._size, interpolation=cv2.INTER_AREA)
+        horizon = horizon_row(self._intrinsics, self.nominal)
+        point = intersection(road_segments(small, horizon, self.config), small.shape[1], self.config)
+        if point is not None:
+            self._points.append(point)
+        self._seen += 1
+        return self.settle() if self._seen >= self.config.frames else None
+
+    def settle(self) -> MountRefinement:
+        """Decide the mount from the vanishing points seen so far."""
+        if self.refinement is None:
+            self.refinement = refine_mount(self._points, self._intrinsics, self.nominal, self.config)
+        return self.refinement

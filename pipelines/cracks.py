@@ -11,7 +11,7 @@ from its best view, and per segment ``crack_ratio_pct``, ``coverage_pct`` and ``
 Patching and potholes from the damage detector are not added to the cells yet: the ratio counts
 cracks only (patching shows only as the cracks the segmenter finds along its seams).
 The camera's pitch is refined per run from the lane lines' vanishing point in the first
-``refine_frames`` frames (``pavement.vanishing_point``; they wait, in grey, until it is known);
+``vanishing.frames`` frames (``pavement.vanishing_point``; they wait, in grey, until it is known);
 roll, yaw and height are taken from camera.json.
 """
 
@@ -53,14 +53,7 @@ from pavement.frame_quality import (
 )
 from pavement.road_view import RoadView, RoadViewConfig, road_view, warp_road_view
 from pavement.top_view_cracks import TopViewSegmenterConfig, segment_top_view
-from pavement.vanishing_point import (
-    MountRefinement,
-    VanishingConfig,
-    horizon_row,
-    intersection,
-    refine_mount,
-    road_segments,
-)
+from pavement.vanishing_point import MountRefinement, PitchRefiner, VanishingConfig
 from pipelines.geotag import GeotagConfig, GeotagResult, find_inputs, run_geotag, segment_feature
 from pipelines.video_motion import iter_frames, probe_video
 
@@ -81,9 +74,7 @@ class CrackConfig:
     segmenter: TopViewSegmenterConfig = field(default_factory=TopViewSegmenterConfig)  # without a CrackMaskFn
     edge_margin_px: int = 6  # crack pixels this close to the frame's edge in the top view are dropped
     confidence_near_m: float = 6.0  # views nearer than this count fully in the confidence
-    refine_frames: int = 12  # frames whose vanishing points refine the pitch (0: camera.json's as it is)
-    vanishing: VanishingConfig = field(default_factory=VanishingConfig)
-    vanishing_width_px: int = 640  # lane lines are found on frames shrunk to this width
+    vanishing: VanishingConfig = field(default_factory=VanishingConfig)  # the pitch's refinement
 
 
 @dataclass(frozen=True)
@@ -102,7 +93,7 @@ class CrackAccumulator:
 
     ``camera``: the profile of camera.json (any resolution: its intrinsics are scaled to
     ``video_size`` = (width, height) of the frames pushed). ``segmenter``: any ``CrackMaskFn``;
-    default the classical one with ``config.segmenter``. The first ``config.refine_frames`` frames
+    default the classical one with ``config.segmenter``. The first ``config.vanishing.frames`` frames
     are kept (grey) until their vanishing points have refined the pitch (``refinement``); then they
     and all later frames are rectified with the refined mount."""
 
@@ -122,13 +113,10 @@ class CrackAccumulator:
         self.frames: list[FrameCells] = []
         self.qualities: dict[int, FrameQuality] = {}
         self._waiting: list[tuple[int, np.ndarray]] = []  # (frame index, grey) until the mount is known
-        self._points: list[tuple[float, float]] = []  # vanishing points, at the vanishing size
-        scale = min(1.0, config.vanishing_width_px / width)
-        self._vp_size = (max(round(width * scale), 16), max(round(height * scale), 16))
-        self._vp_intrinsics = camera.intrinsics.scaled(*self._vp_size)
+        self._pitch = PitchRefiner(camera.intrinsics, camera.mount, config.vanishing)
         self.refinement: MountRefinement | None = None
-        if config.refine_frames <= 0:
-            self._settle(MountRefinement(camera.mount, False, 0, reason="pitch refinement switched off"))
+        if self._pitch.refinement is not None:  # switched off
+            self._settle(self._pitch.refinement)
 
     def _settle(self, refinement: MountRefinement) -> None:
         """Fix the mount and everything made from it: top view, segmenter, cell grid."""
@@ -152,9 +140,7 @@ class CrackAccumulator:
     def settle(self) -> MountRefinement:
         """Decide the mount now from the vanishing points seen so far (``finish`` does it too)."""
         if self.refinement is None:
-            self._settle(
-                refine_mount(self._points, self._vp_intrinsics, self.nominal.mount, self.config.vanishing)
-            )
+            self._settle(self._pitch.settle())
         return self.refinement
 
     def push(self, frame_index: int, image_bgr: np.ndarray) -> None:
@@ -170,15 +156,8 @@ class CrackAccumulator:
         if self.refinement is not None:
             self.push_top_view(frame_index, warp_road_view(grey, self.view))
             return
-        small = cv2.resize(grey, self._vp_size, interpolation=cv2.INTER_AREA)
-        horizon = horizon_row(self._vp_intrinsics, self.nominal.mount)
-        point = intersection(
-            road_segments(small, horizon, self.config.vanishing), small.shape[1], self.config.vanishing
-        )
-        if point is not None:
-            self._points.append(point)
         self._waiting.append((frame_index, grey.copy()))
-        if len(self._waiting) >= self.config.refine_frames:
+        if self._pitch.push(grey) is not None:
             self.settle()
 
     def push_top_view(self, frame_index: int, top: np.ndarray) -> FrameCells:
@@ -231,21 +210,8 @@ class CrackAccumulator:
 
 
 def mount_report(accumulator: CrackAccumulator) -> dict:
-    """The mount the crack mesh was built with, for report.json: camera.json's pitch, the refined
-    one (or why not), and from how many frames."""
-    r = accumulator.settle()
-    mount = r.mount
-    return {
-        "height_m": mount.height_m,
-        "pitch_deg": mount.pitch_deg,
-        "roll_deg": mount.roll_deg,
-        "yaw_deg": mount.yaw_deg,
-        "refined": r.refined,
-        "camera_json_pitch_deg": accumulator.nominal.mount.pitch_deg,
-        "vanishing_point_frames": r.n_frames,
-        "pitch_spread_deg": None if r.pitch_spread_deg is None else round(r.pitch_spread_deg, 3),
-        "note": r.reason,
-    }
+    """The mount the crack mesh was built with, for report.json (``MountRefinement.report``)."""
+    return accumulator.settle().report(accumulator.nominal.mount)
 
 
 def _round(v: float | None, digits: int = 1) -> float | None:

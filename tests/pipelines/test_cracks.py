@@ -9,6 +9,7 @@ import pytest
 from pavement.camera import CameraProfile
 from pavement.errors import ConfigError, InputError
 from pavement.frame_plan import FramePlanConfig
+from pavement.vanishing_point import VanishingConfig
 from pipelines.cracks import CrackAccumulator, CrackConfig, run_cracks, run_segment_cracks
 from pipelines.geotag import GeotagConfig
 from tests.conftest import pavement_cli
@@ -66,7 +67,8 @@ def test_report_says_what_was_measured(cracks_out, synth_run):
 
 def test_accumulator_keeps_a_few_numbers_per_frame(synth_run, tmp_path):
     camera = CameraProfile.from_dict(json.loads((synth_run / "camera.json").read_text(encoding="utf-8")))
-    acc = CrackAccumulator(camera, (320, 180), CrackConfig(refine_frames=0))  # camera.json's mount
+    no_refinement = CrackConfig(vanishing=VanishingConfig(frames=0))  # camera.json's mount
+    acc = CrackAccumulator(camera, (320, 180), no_refinement)
     acc.push(0, np.full((180, 320, 3), 100, np.uint8))
     cells = acc.frames[-1]
     assert cells.crack_count.size <= 100 and not cells.seen.any()  # a flat grey frame: rejected
@@ -77,7 +79,7 @@ def test_accumulator_keeps_a_few_numbers_per_frame(synth_run, tmp_path):
 
 def test_first_frames_wait_for_the_refined_pitch(synth_run):
     camera = CameraProfile.from_dict(json.loads((synth_run / "camera.json").read_text(encoding="utf-8")))
-    acc = CrackAccumulator(camera, (320, 180), CrackConfig(refine_frames=3))
+    acc = CrackAccumulator(camera, (320, 180), CrackConfig(vanishing=VanishingConfig(frames=3)))
     for i in range(2):
         acc.push(i, np.full((180, 320, 3), 100, np.uint8))
     assert acc.refinement is None and acc.frames == []  # waiting for the third
