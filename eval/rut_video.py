@@ -90,16 +90,9 @@ def measure_run(run_dir: Path, work: Path, config: RutConfig) -> dict:
     t0 = time.perf_counter()
     geo = on_truth_posts(run_dir, run_geotag(run_dir, work / f"{run_dir.name}_geotag", config.geotag))
     geotag_s = time.perf_counter() - t0
-    ticks: list[float] = []
     t1 = time.perf_counter()
-    _, bursts, warnings = video_profiles(
-        run_dir, geo, camera, config, lambda done, total: ticks.append(time.perf_counter())
-    )
+    bursts, refinement, warnings = video_profiles(run_dir, geo, camera, config)
     video_s = time.perf_counter() - t1
-    ticks.append(time.perf_counter())
-    # A burst's time runs from its frames being decoded to the next burst's: its sweep plus the
-    # decoding of the frames up to the next burst.
-    burst_s = np.diff(ticks).tolist()
     placed = [f for f in geo.frames if f.route is not None]
     by_index = {f.frame_index: f for f in placed}
     ahead = (config.sweep.x_near_m + config.sweep.x_far_m) / 2
@@ -121,7 +114,6 @@ def measure_run(run_dir: Path, work: Path, config: RutConfig) -> dict:
                 "true_roll_deg": _r(tf["camera_roll_deg"], 3),
                 "baseline_m": _r(bp.baseline_m, 3),
                 "reason": bp.reason,
-                "wall_s": _r(burst_s[i], 2) if i < len(burst_s) else None,
                 "profile": None
                 if p is None
                 else {
@@ -135,6 +127,8 @@ def measure_run(run_dir: Path, work: Path, config: RutConfig) -> dict:
         "run": run_dir.name,
         "geotag_s": round(geotag_s, 1),
         "video_s": round(video_s, 1),
+        "vanishing_pitch": refinement.report(camera.mount) if refinement is not None else None,
+        "true_mount_pitch_deg": truth["camera"]["mount"]["pitch_deg"],
         "bursts_planned": geo.plan.n_bursts if geo.plan is not None else 0,
         "warnings": list(warnings),
         "bursts": rows,
@@ -229,10 +223,9 @@ def _reason_kind(reason: str) -> str:
 
 
 def burst_summary(bursts: list[dict]) -> dict:
-    """Counts and reasons of blank bursts, pitch error of the refinement, wall time per burst."""
+    """Counts and reasons of blank bursts, pitch error of the refinement."""
     dp = np.array([b["pitch_deg"] - b["true_pitch_deg"] for b in bursts if b["pitch_deg"] is not None])
     dr = np.array([b["roll_deg"] - b["true_roll_deg"] for b in bursts if b["roll_deg"] is not None])
-    wall = np.array([b["wall_s"] for b in bursts if b["wall_s"] is not None])
     reasons: dict[str, int] = {}
     for b in bursts:
         if b["profile"] is None:
@@ -244,8 +237,19 @@ def burst_summary(bursts: list[dict]) -> dict:
         "pitch_error_deg": _stats(dp, 3),
         "roll_error_deg": _stats(dr, 3),
         "baseline_m": _stats(np.array([b["baseline_m"] for b in bursts]), 3),
-        "wall_s_per_burst": _stats(wall, 2),
     }
+
+
+def _pitch_text(measured: dict) -> str:
+    v = measured.get("vanishing_pitch")
+    if v is None:
+        return "not measured"
+    if not v["refined"]:
+        return f"not refined ({v['note']}), true {measured['true_mount_pitch_deg']:.2f}"
+    return (
+        f"{v['pitch_deg']:.2f} deg from {v['vanishing_point_frames']} frames (camera.json "
+        f"{v['camera_json_pitch_deg']:g}, true {measured['true_mount_pitch_deg']:.2f})"
+    )
 
 
 def _stats(v: np.ndarray, digits: int) -> dict:
@@ -296,6 +300,9 @@ def evaluate(
     bursts = [b for m in measured_runs for b in m["bursts"]]
     return {
         "bursts": burst_summary(bursts),
+        "seconds_per_burst": round(
+            sum(m["video_s"] for m in measured_runs) / max(1, sum(len(m["bursts"]) for m in measured_runs)), 1
+        ),
         **{
             name: {
                 "sections_20m": summarise([s for r in rr for s in r["sections"]]),
@@ -346,8 +353,12 @@ def markdown(result: dict) -> list[str]:
         f"{b['pitch_error_deg'].get('max')}); roll: mean {b['roll_error_deg'].get('mean')} deg, mean |.| "
         f"{b['roll_error_deg'].get('mean_abs')} deg. Baseline (first to last frame) "
         f"{b['baseline_m'].get('min')}-{b['baseline_m'].get('max')} m. Wall time per burst (its sweep and "
-        f"the decoding up to the next burst) mean {b['wall_s_per_burst'].get('mean')} s, max "
-        f"{b['wall_s_per_burst'].get('max')} s.",
+        f"the decoding of the bursts' frames) {result['seconds_per_burst']} s.",
+        "",
+        "Pitch the bursts start from (the lane lines' vanishing point on the first bursts' frames, "
+        "`pavement.vanishing_point.PitchRefiner`) against the synthetic phone's true mount: "
+        + "; ".join(f"{m['seed']}: {_pitch_text(m)}" for m in result["measured"])
+        + ".",
         "",
         "## Sections (placed by geotag)",
         "",

@@ -58,6 +58,9 @@ class RutSweepConfig:
     seat_pitch_deg: tuple[float, ...] = (-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0)
     seat_roll_deg: tuple[float, ...] = (-2.0, -1.0, 0.0, 1.0, 2.0)
     seat_grid_step: int = 4  # seating fits on every this many grid points (4 cm)
+    # A fit that turns the camera further than this from the mount it started from (degrees of
+    # pitch or roll) found no road plane: the burst is blank.
+    max_turn_deg: float = 4.0
 
 
 @dataclass(frozen=True)
@@ -203,15 +206,17 @@ def sweep_pair(
     return cost, count, x[0].reshape(nx, px).mean(axis=1), y[:, 0].reshape(ny, py).mean(axis=1)
 
 
-def _parabola_min(xs: list[float], costs: list[float]) -> float:
-    """Abscissa of the smallest cost, moved to the vertex of the parabola through it and its two
-    neighbours when it has both (equally spaced xs)."""
-    i = int(np.argmin(costs))
-    if 0 < i < len(xs) - 1:
-        c0, c1, c2 = costs[i - 1], costs[i], costs[i + 1]
-        den = c0 - 2 * c1 + c2
+def _parabola_min(xs: list[float], costs: list[float]) -> float | None:
+    """Abscissa of the smallest finite cost, moved to the vertex of the parabola through it and its
+    two neighbours when it has both (equally spaced xs); None when no cost is finite."""
+    c = np.asarray(costs, dtype=float)
+    if not np.isfinite(c).any():
+        return None
+    i = int(np.argmin(np.where(np.isfinite(c), c, np.inf)))
+    if 0 < i < len(xs) - 1 and np.isfinite(c[i - 1]) and np.isfinite(c[i + 1]):
+        den = c[i - 1] - 2 * c[i] + c[i + 1]
         if den > 0:
-            return xs[i] + 0.5 * (c0 - c2) / den * (xs[i + 1] - xs[i])
+            return xs[i] + 0.5 * (c[i - 1] - c[i + 1]) / den * (xs[i + 1] - xs[i])
     return xs[i]
 
 
@@ -238,11 +243,13 @@ def seat_mount(
     if config.seat_pitch_deg:
         pitches = [mount.pitch_deg + d for d in config.seat_pitch_deg]
         pitch = _parabola_min(pitches, [rms(_with(mount, dpitch=p - mount.pitch_deg)) for p in pitches])
-        mount = _with(mount, dpitch=pitch - mount.pitch_deg)
+        if pitch is not None:  # None: nothing matched at any pitch (no texture); keep it
+            mount = _with(mount, dpitch=pitch - mount.pitch_deg)
     if config.seat_roll_deg:
         rolls = [mount.roll_deg + d for d in config.seat_roll_deg]
         roll = _parabola_min(rolls, [rms(_with(mount, droll=r - mount.roll_deg)) for r in rolls])
-        mount = _with(mount, droll=roll - mount.roll_deg)
+        if roll is not None:
+            mount = _with(mount, droll=roll - mount.roll_deg)
     return mount
 
 
@@ -334,6 +341,7 @@ def burst_profile(
     # plane to their heights, move the mount onto it, fit the pair again; the road plane's tilt
     # and offset are what a wrong pitch or roll leaves.
     guesses = {j: distances_m[j] for j in pairs}
+    start = mount
     if config.seat_pitch_deg or config.seat_roll_deg:
         mount = seat_mount(bands[0], bands[pairs[-1]], intrinsics, mount, baseline, config)
     coarse = np.arange(-150.0, 150.0 + 1e-9, 3.0)
@@ -365,6 +373,16 @@ def burst_profile(
         mount = new
         if moved < 0.02:
             break
+    turned = max(abs(mount.pitch_deg - start.pitch_deg), abs(mount.roll_deg - start.roll_deg))
+    if turned > config.max_turn_deg:
+        return BurstProfile(
+            None,
+            mount.pitch_deg,
+            mount.roll_deg,
+            baseline,
+            f"the road plane's fit turned the camera {turned:.1f} deg from where it started "
+            f"(> {config.max_turn_deg:g}): no plane found",
+        )
     heights = _heights_mm(config)
     total, counts, per_pair = None, None, []
     for j in range(1, len(grays)):

@@ -56,9 +56,10 @@ from pavement.mci import mci, sigma_from_iri
 from pavement.potholes import Pothole, PotholeSighting, box_ground_points, merge_sightings, place_on_plane
 from pavement.ride import IriEstimate
 from pavement.rut_profile import SegmentRut, TransverseProfile
-from pavement.rut_video import burst_profile
+from pavement.rut_video import BurstProfile
 from pavement.segments import Segment, SegmentMetrics
 from pavement.track import FramePose
+from pavement.vanishing_point import MountRefinement
 from pipelines.accel_io import read_accel_csv
 from pipelines.cracks import CrackAccumulator, CrackConfig, mount_report
 from pipelines.detect import DEFAULT_MODEL, BatchDetector, DetectorConfig, detections_to_json, load_detector
@@ -72,7 +73,7 @@ from pipelines.geotag import (
 )
 from pipelines.iri import segment_iri
 from pipelines.privacy import load_privacy_masker
-from pipelines.rut import RutConfig, aggregate, ahead_sign
+from pipelines.rut import BurstMeter, RutConfig, aggregate, ahead_sign
 from pipelines.rut_depth_source import chainage_of_video_time, profiles_from_depth_folder
 from pipelines.video_motion import MotionRecorder, VideoInfo, VideoMotion, decode_frames, probe_video
 
@@ -145,8 +146,8 @@ class _Stream:
     detections: dict[int, Detections]
     candidates: dict[int, _Candidate]  # album window -> its best frame
     cracks: CrackAccumulator | None
-    profiles: dict[int, TransverseProfile]  # first frame of a rut burst -> its profile (chainage 0)
-    burst_blank: int
+    bursts: list[BurstProfile]  # the rut bursts' profiles (chainage 0: placed after geotagging)
+    burst_mount: MountRefinement | None  # the pitch the bursts started from
     model_name: str | None
     provider: str | None  # the ONNX Runtime execution provider that ran the detector
     distance_m: float
@@ -212,8 +213,8 @@ def _stream(
     in_flight: deque[Future] = deque()
     pending: list = [-1, None]  # [album window, (frame index, score, BGR) of its best frame so far]
     burst: list[tuple[int, float, np.ndarray]] = []  # (frame index, distance, grey)
-    profiles: dict[int, TransverseProfile] = {}
-    burst_blank = 0
+    meter = BurstMeter(cam_full, config.rut) if video_rut else None
+    bursts: list[BurstProfile] = []
 
     def analyse(frames: list[tuple[int, float, np.ndarray, bool]]) -> list[Detections | None]:
         """Analysis thread: damage boxes (frames marked for detection) and the crack mesh of one batch."""
@@ -257,16 +258,9 @@ def _stream(
             collect(done_frames, future.result())
 
     def measure_burst() -> None:
-        nonlocal burst_blank
         grays = [g for _, _, g in burst]
         dist = [d - burst[0][1] for _, d, _ in burst]
-        bp = burst_profile(
-            grays, dist, cam_full.intrinsics, cam_full.mount, 0.0, burst[0][0], config.rut.sweep
-        )
-        if bp.profile is None:
-            burst_blank += 1
-        else:
-            profiles[burst[0][0]] = bp.profile
+        bursts.extend(meter.push(grays, dist, 0.0, burst[0][0]))
         burst.clear()
 
     t_prev, next_detect_m = 0.0, 0.0
@@ -297,6 +291,10 @@ def _stream(
                     progress("video", i + 1, info.n_frames_expected, planner.distance_m / 1000)
             if batch:
                 submit()
+            if video_rut:
+                if burst:
+                    measure_burst()  # the video ended in the middle of a burst
+                bursts.extend(meter.finish())
             while in_flight:
                 done_frames, future = in_flight.popleft()
                 collect(done_frames, future.result())
@@ -315,8 +313,8 @@ def _stream(
         detections,
         kept,
         cracks,
-        profiles,
-        burst_blank,
+        bursts,
+        meter.refinement if meter is not None else None,
         detector.name if detector else None,
         getattr(detector, "provider", None),
         planner.distance_m,
@@ -611,6 +609,9 @@ def _process(
         "detector_provider": stream.provider,
         "rut_profiles": rut_sources,
         "camera_mount": None if stream.cracks is None else mount_report(stream.cracks),
+        "rut_bursts_camera_mount": (
+            None if stream.burst_mount is None else stream.burst_mount.report(camera.mount)
+        ),
         "album_images": sum(len(v) for v in photos.values()),
         "privacy_masking": config.privacy,
         "warnings": warnings,
@@ -684,8 +685,8 @@ def _rut(
     profiles: list[TransverseProfile] = []
     placed = {p.frame_index: p for p in geo.frames if p.route is not None}
     ahead = (config.rut.sweep.x_near_m + config.rut.sweep.x_far_m) / 2
-    for first, profile in stream.profiles.items():
-        pose = placed.get(first)
+    for profile in (b.profile for b in stream.bursts if b.profile is not None):
+        pose = placed.get(profile.frame_index)
         if pose is not None:
             chainage = pose.route.chainage_m + ahead_sign(pose.route.direction) * ahead
             profiles.append(replace(profile, chainage_m=chainage))
@@ -693,7 +694,8 @@ def _rut(
     depth_dir = config.rut.depth_dir or (run_dir / "depth" if (run_dir / "depth").is_dir() else None)
     if depth_dir is not None and camera is not None:
         profiles += profiles_from_depth_folder(depth_dir, camera, chainage_of_video_time(geo.frames))
-    sources = {"video": n_video, "video_blank": stream.burst_blank, "depth": len(profiles) - n_video}
+    blank = sum(b.profile is None for b in stream.bursts)
+    sources = {"video": n_video, "video_blank": blank, "depth": len(profiles) - n_video}
     if not profiles:
         if not config.rut_video:
             warnings.append(

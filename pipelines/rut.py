@@ -43,6 +43,7 @@ from pavement.rut_profile import (
 )
 from pavement.rut_video import BurstProfile, RutSweepConfig, burst_profile
 from pavement.segments import Direction, RunSegment
+from pavement.vanishing_point import MountRefinement, PitchRefiner, VanishingConfig
 from pipelines.geotag import GeotagConfig, GeotagResult, run_geotag, segment_feature
 from pipelines.rut_depth_source import chainage_of_video_time, profiles_from_depth_folder
 from pipelines.video_motion import iter_frames, probe_video
@@ -60,6 +61,7 @@ class RutConfig:
     use_video: bool = True
     depth_dir: Path | None = None  # default: RUN_DIR/depth when it exists
     min_video_width_px: int = 1280
+    vanishing: VanishingConfig = field(default_factory=VanishingConfig)  # the pitch that seeds the bursts
 
 
 @dataclass(frozen=True)
@@ -77,21 +79,64 @@ def ahead_sign(direction: Direction) -> float:
     return -1.0 if direction == Direction.UP else 1.0
 
 
+class BurstMeter:
+    """Measures one video's rut bursts in order (``pavement.rut_video.burst_profile``) from a mount
+    whose pitch is first refined on the bursts' own frames (``PitchRefiner``: the lane lines'
+    vanishing point): the first bursts wait, in grey, until ``config.vanishing.frames`` frames
+    were seen. The refined pitch is where each burst's own seating and levelling start, instead
+    of camera.json's (1-2 degrees off on a phone clipped in that morning). ``camera``: at the
+    video's size."""
+
+    def __init__(self, camera: CameraProfile, config: RutConfig):
+        self.camera = camera
+        self.config = config
+        self.pitch = PitchRefiner(camera.intrinsics, camera.mount, config.vanishing)
+        self._waiting: list[tuple[list[np.ndarray], list[float], float, int]] = []
+
+    def push(
+        self, grays: list[np.ndarray], distances_m: list[float], chainage_m: float, frame_index: int
+    ) -> list[BurstProfile]:
+        """Add one burst (grey frames, travel of each from the first); the bursts measured now: none
+        while the pitch is being refined, then those that waited and this one."""
+        self._waiting.append((grays, distances_m, chainage_m, frame_index))
+        for grey in grays:
+            if self.pitch.push(grey) is not None:
+                return self._measure()
+        return []
+
+    def finish(self) -> list[BurstProfile]:
+        """The bursts still waiting (a video with fewer frames than the refinement wants)."""
+        self.pitch.settle()
+        return self._measure()
+
+    @property
+    def refinement(self) -> MountRefinement:
+        return self.pitch.settle()
+
+    def _measure(self) -> list[BurstProfile]:
+        mount = self.pitch.settle().mount
+        waiting, self._waiting = self._waiting, []
+        return [
+            burst_profile(g, d, self.camera.intrinsics, mount, c, i, self.config.sweep)
+            for g, d, c, i in waiting
+        ]
+
+
 def video_profiles(
     run_dir: Path,
     geo: GeotagResult,
     camera: CameraProfile,
     config: RutConfig,
     progress: Callable[[int, int], None] | None = None,
-) -> tuple[list[TransverseProfile], list[BurstProfile], list[str]]:
-    """One profile per rut burst (decoding only the bursts' frames, one burst in memory at a
-    time), the bursts' diagnostics, and warnings."""
+) -> tuple[list[BurstProfile], MountRefinement | None, list[str]]:
+    """One profile (or its reason for none) per rut burst, decoding only the bursts' frames, and
+    the pitch refinement they started from, and warnings."""
     video = config.geotag.video_path or run_dir / "video.mp4"
     info = probe_video(video)
     if info.width_px < config.min_video_width_px:
         return (
             [],
-            [],
+            None,
             [
                 f"video is {info.width_px} px wide; rut depth from video needs "
                 f">= {config.min_video_width_px} px (record in 720p or better)"
@@ -99,7 +144,7 @@ def video_profiles(
         )
     plan = geo.plan
     if plan is None:
-        return [], [], ["no frame plan: rut bursts unknown"]
+        return [], None, ["no frame plan: rut bursts unknown"]
     bursts: dict[int, list[int]] = {}
     for k, b in enumerate(plan.burst_id):
         if b != NO_BURST:
@@ -110,8 +155,8 @@ def video_profiles(
         )
     wanted = {geo.frames[k].frame_index: (b, k) for b, ks in bursts.items() for k in ks}
     pending: dict[int, dict[int, np.ndarray]] = {b: {} for b in bursts}
-    profiles: list[TransverseProfile] = []
-    diagnostics: list[BurstProfile] = []
+    meter = BurstMeter(camera, config)
+    measured: list[BurstProfile] = []
     done = 0
     for frame_index, image in iter_frames(video, set(wanted)):
         b, k = wanted[frame_index]
@@ -130,13 +175,11 @@ def video_profiles(
         dist = [plan.distance_m[j] - plan.distance_m[ks[0]] for j in ks]
         ahead = (config.sweep.x_near_m + config.sweep.x_far_m) / 2
         chainage = first.route.chainage_m + ahead_sign(first.route.direction) * ahead
-        bp = burst_profile(
-            grays, dist, camera.intrinsics, camera.mount, chainage, first.frame_index, config.sweep
-        )
-        diagnostics.append(bp)
-        if bp.profile is not None:
-            profiles.append(bp.profile)
-    return profiles, diagnostics, []
+        measured += meter.push(grays, dist, chainage, first.frame_index)
+    measured += meter.finish()
+    refinement = meter.refinement
+    warnings = [] if refinement.refined else [f"rut bursts: camera pitch not refined: {refinement.reason}"]
+    return measured, refinement, warnings
 
 
 def _sections_of(rs: RunSegment) -> list[tuple[float, float]]:
@@ -196,9 +239,10 @@ def run_rut(
     warnings = list(geo.warnings)
     profiles: list[TransverseProfile] = []
     bursts: list[BurstProfile] = []
+    refinement = None
     if config.use_video:
-        p, bursts, w = video_profiles(run_dir, geo, camera, config, progress)
-        profiles += p
+        bursts, refinement, w = video_profiles(run_dir, geo, camera, config, progress)
+        profiles += [b.profile for b in bursts if b.profile is not None]
         warnings += w
     n_video = len(profiles)
     if depth_dir is not None:
@@ -246,6 +290,7 @@ def run_rut(
         "profiles": {"video": n_video, "depth": len(profiles) - n_video},
         "video_bursts": len(bursts),
         "video_bursts_blank": sum(b.profile is None for b in bursts),
+        "camera_mount": None if refinement is None else refinement.report(camera.mount),
         "refined_pitch_deg": _round(float(np.median([b.pitch_deg for b in bursts])), 2) if bursts else None,
         "refined_roll_deg": _round(float(np.median([b.roll_deg for b in bursts])), 2) if bursts else None,
         "sections": sum(len(s) for s in sections),

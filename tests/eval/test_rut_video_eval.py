@@ -29,7 +29,7 @@ def test_rut_video_evaluation_rows_and_report(synth_run, tmp_path):
         assert abs(b["true_pitch_deg"] - truth["frames"][b["frame_index"]]["camera_pitch_deg"]) < 1e-3
         # Geotag places the burst within the GPS error of its true place.
         assert abs(b["chainage_m"] - b["true_chainage_m"]) < 15.0
-        assert b["wall_s"] > 0 and 0.5 < b["baseline_m"] < 5.0
+        assert 0.5 < b["baseline_m"] < 5.0
     for name in ("geotag", "true_chainage"):
         sections = result[name]["runs"][0]["sections"]
         assert len(sections) == len(truth["sections_20m"])
@@ -40,6 +40,11 @@ def test_rut_video_evaluation_rows_and_report(synth_run, tmp_path):
         ) == len(sections)
         assert sum(summary["blank_reasons"].values()) == summary["blank"]
     assert result["bursts"]["n"] == len(bursts) and "mean" in result["bursts"]["pitch_error_deg"]
+    assert result["seconds_per_burst"] > 0
+    # The bursts start from the pitch of the lane lines' vanishing point, not camera.json's 12 deg.
+    pitch = result["measured"][0]["vanishing_pitch"]
+    assert pitch["refined"] and pitch["camera_json_pitch_deg"] == 12.0
+    assert abs(pitch["pitch_deg"] - truth["camera"]["mount"]["pitch_deg"]) < 0.6
     out = tmp_path / "results" / "rut_video.json"
     lines = ev.write(
         {"command": "test", "generator": "test", "seeds": [7], "machine": "test", "max_sigma_mm": 3.0,

@@ -9,7 +9,11 @@ import pytest
 
 from exporters.form_a import CATEGORY_LABEL
 from pavement.diagnosis import Category
+from pavement.frame_plan import FramePlanConfig
+from pavement.rut_video import RutSweepConfig
+from pipelines.geotag import GeotagConfig
 from pipelines.process import ProcessConfig, run_process
+from pipelines.rut import RutConfig
 from tests.conftest import pavement_cli
 
 REPO = Path(__file__).resolve().parents[2]
@@ -271,3 +275,25 @@ def test_a_failed_run_keeps_the_previous_result(synth_run, tmp_path, processed):
     assert done.returncode == 1
     assert (out / "report.json").read_bytes() == (good / "report.json").read_bytes()
     assert not list(tmp_path.glob(".out.partial-*"))
+
+
+def test_rut_bursts_from_the_video_start_from_the_vanishing_point_pitch(synth_run, tmp_path):
+    """--rut-video: every planned burst is measured (or counted blank) from the pitch the lane lines
+    give, and report.json says which; the tiny run is swept coarsely (this checks the wiring)."""
+    rut = RutConfig(sweep=RutSweepConfig(grid_m=0.025, x_near_m=3.0, x_far_m=5.0), min_video_width_px=320)
+    config = ProcessConfig(
+        geotag=GeotagConfig(plan=FramePlanConfig(burst_every_m=60.0)),
+        rut=rut,
+        rut_video=True,
+        detect=False,
+        measure_cracks=False,
+        privacy=False,
+    )
+    run_process(synth_run, tmp_path, config)
+    report = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    truth = json.loads((synth_run / "truth.json").read_text(encoding="utf-8"))
+    mount = report["rut_bursts_camera_mount"]
+    assert mount["refined"] and mount["camera_json_pitch_deg"] == 12.0
+    assert abs(mount["pitch_deg"] - truth["camera"]["mount"]["pitch_deg"]) < 0.6
+    bursts = report["rut_profiles"]["video"] + report["rut_profiles"]["video_blank"]
+    assert 2 <= bursts <= 4  # 200 m, one burst every 60 m
