@@ -219,7 +219,10 @@ class LatestSegment(Base):
     offset_m: Mapped[float] = mapped_column(Float)
     map_item: Mapped[str] = mapped_column(Text)  # [id, line, *MAP_PROPERTIES] as JSON (migration 0005)
 
-    __table_args__ = (Index("ix_latest_segments_order", "route_no", "direction", "kp_km", "offset_m"),)
+    # the answers' order (api.queries.LATEST_ORDER): pages start after a place with an index seek
+    __table_args__ = (
+        Index("ix_latest_segments_order", "route_no", "direction", "kp_km", "offset_m", "segment_id"),
+    )
 
 
 class FrameRow(Base):

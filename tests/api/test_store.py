@@ -31,7 +31,7 @@ def test_migrations_build_exactly_the_models(tmp_path, new_database_url):
         diffs = compare_metadata(context, Base.metadata)
         version = conn.scalar(text("SELECT version_num FROM alembic_version"))
     assert diffs == []
-    assert version == "0005"
+    assert version == "0006"
     assert {"alembic_version", "segments", "jobs", "uploads", "tokens"} <= set(
         inspect(store.engine).get_table_names()
     )
