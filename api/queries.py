@@ -16,15 +16,23 @@ The web map reads a lean copy of each row (``map_json``): the line simplified wi
 ``MAP_TOLERANCE_DEG`` in integer steps of 1 / ``MAP_SCALE`` degree, and ``MAP_PROPERTIES``; the
 latest row of each place carries its item of the map's answer ready-made (``MAP_ITEM``), so the
 whole map is one column of one table, joined.
+
+Every answer is in one total order, ``SEGMENT_ORDER`` (route, direction, 距離標, then the row id), so
+that a page can start after the last row of the page before (a ``Cursor``: keyset paging, an index
+seek however deep the page, where an offset reads every row before it).
+
 ``store_version`` changes whenever what the segment queries answer can change (a job's results
 stored, a repair candidate marked, edited or unmarked), so answers can be cached against it.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from datetime import date
 from itertools import pairwise
 
@@ -42,12 +50,13 @@ from sqlalchemy import (
     literal,
     select,
     text,
+    tuple_,
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
 
-from api.models import Job, JobState, LatestSegment, RepairCandidate, Run, SegmentRow
+from api.models import MAX_ID, Job, JobState, LatestSegment, RepairCandidate, Run, SegmentRow
 from exporters.gis import SegmentRecord
 from pavement.diagnosis import Category
 from pavement.segments import Direction, Segment, SegmentKey, SegmentMetrics
@@ -181,25 +190,73 @@ def _ranked_latest(f: SegmentFilter, keys: list[str] | None = None) -> Select:
     return select(SegmentRow).join(ranked, ranked.c.id == SegmentRow.id).where(ranked.c.rank == 1)
 
 
-def latest_rows(f: SegmentFilter) -> Select:
-    """Per segment key, the current row with the newest inspection date among those passing ``f``,
-    in route, direction, 距離標 order: from ``latest_segments`` when ``by_place(f)``, else ranked."""
-    if by_place(f):
-        query = _filtered(
-            select(SegmentRow).join(LatestSegment, LatestSegment.segment_id == SegmentRow.id), f
-        )
-    else:
-        query = _ranked_latest(f)
-    return query.order_by(SegmentRow.route_no, SegmentRow.direction, SegmentRow.kp_km, SegmentRow.offset_m)
+#: The order of every answer: route, direction, 距離標, and the row id between rows of one place's
+#: route, direction and 距離標 (the schema does not forbid them), so that pages after a ``Cursor``
+#: neither skip nor repeat a row.
+SEGMENT_ORDER = (
+    SegmentRow.route_no,
+    SegmentRow.direction,
+    SegmentRow.kp_km,
+    SegmentRow.offset_m,
+    SegmentRow.id,
+)
+#: The same order on ``latest_segments`` (its index ``ix_latest_segments_order``), whose rows copy
+#: these columns of the row they name.
+LATEST_ORDER = (
+    LatestSegment.route_no,
+    LatestSegment.direction,
+    LatestSegment.kp_km,
+    LatestSegment.offset_m,
+    LatestSegment.segment_id,
+)
 
 
-def latest_map(f: SegmentFilter) -> Select:
-    """The map's items (``MAP_ITEM``, as UTF-8 bytes) of ``latest_rows(f)`` in its order, for
-    ``by_place(f)``: one column of ``latest_segments``, where they are kept ready-made."""
-    assert by_place(f), f
-    query = select(utf8_bytes(LatestSegment.map_item)).order_by(
-        LatestSegment.route_no, LatestSegment.direction, LatestSegment.kp_km, LatestSegment.offset_m
-    )
+@dataclass(frozen=True)
+class Cursor:
+    """A row's place in ``SEGMENT_ORDER``: a page "after" it starts with the next row. Clients get it
+    as an opaque token (``token``) in the links to the next page."""
+
+    route_no: str
+    direction: str
+    kp_km: float
+    offset_m: float
+    id: int
+
+    def token(self) -> str:
+        """URL-safe base64 of the values as JSON, unpadded."""
+        text = json.dumps(astuple(self), ensure_ascii=False, separators=(",", ":"))
+        return base64.urlsafe_b64encode(text.encode()).rstrip(b"=").decode("ascii")
+
+    @classmethod
+    def from_token(cls, token: str) -> Cursor:
+        """The cursor of a ``token``; ValueError if it is not one ``token`` made."""
+        try:
+            values = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        except (binascii.Error, ValueError):  # bad base64, UTF-8 or JSON
+            raise ValueError("not base64 of JSON") from None
+        if not (isinstance(values, list) and len(values) == 5):
+            raise ValueError("not [route_no, direction, kp_km, offset_m, id]")
+        route_no, direction, kp_km, offset_m, row_id = values
+        if not (
+            isinstance(route_no, str)
+            and isinstance(direction, str)
+            and all(type(v) in (int, float) and math.isfinite(v) for v in (kp_km, offset_m))
+            and type(row_id) is int
+            and 1 <= row_id <= MAX_ID
+        ):
+            raise ValueError("a value of the wrong type or out of range")
+        return cls(route_no, direction, float(kp_km), float(offset_m), row_id)
+
+
+def in_order(query: Select, order: tuple = SEGMENT_ORDER, after: Cursor | None = None) -> Select:
+    """``query`` in ``order`` (``SEGMENT_ORDER`` or ``LATEST_ORDER``), from the row after ``after``."""
+    if after is not None:
+        query = query.where(tuple_(*order) > astuple(after))
+    return query.order_by(*order)
+
+
+def _on_places(query: Select, f: SegmentFilter) -> Select:
+    """``query`` over ``latest_segments`` with the filters of a ``by_place(f)``."""
     if f.route_no is not None:
         query = query.where(LatestSegment.route_no == f.route_no)
     if f.direction is not None:
@@ -207,14 +264,33 @@ def latest_map(f: SegmentFilter) -> Select:
     return query
 
 
+def latest_rows(f: SegmentFilter, after: Cursor | None = None) -> Select:
+    """Per segment key, the current row with the newest inspection date among those passing ``f``,
+    in ``SEGMENT_ORDER`` after ``after``: from ``latest_segments`` when ``by_place(f)``, else ranked."""
+    if by_place(f):
+        joined = select(SegmentRow).join(LatestSegment, LatestSegment.segment_id == SegmentRow.id)
+        return in_order(_on_places(joined, f), LATEST_ORDER, after)
+    return in_order(_ranked_latest(f), SEGMENT_ORDER, after)
+
+
+def latest_map(f: SegmentFilter, after: Cursor | None = None) -> Select:
+    """The map's items (``MAP_ITEM``, as UTF-8 bytes) of ``latest_rows(f, after)`` in its order, for
+    ``by_place(f)``: one column of ``latest_segments``, where they are kept ready-made."""
+    assert by_place(f), f
+    return in_order(_on_places(select(utf8_bytes(LatestSegment.map_item)), f), LATEST_ORDER, after)
+
+
 def page(query: Select, limit: int | None, offset: int) -> Select:
     """``query`` from its ``offset``-th row, at most ``limit`` rows (None: all)."""
     return query.limit(limit).offset(offset or None)
 
 
-def latest_map_candidates(f: SegmentFilter, limit: int | None, offset: int) -> Select:
-    """Ids of the rows of ``page(latest_map(f), limit, offset)`` whose place is a repair candidate."""
-    places = latest_map(f).with_only_columns(LatestSegment.segment_id, LatestSegment.segment_key)
+def latest_map_candidates(
+    f: SegmentFilter, limit: int | None, offset: int, after: Cursor | None = None
+) -> Select:
+    """Ids of the rows of ``page(latest_map(f, after), limit, offset)`` whose place is a repair
+    candidate."""
+    places = latest_map(f, after).with_only_columns(LatestSegment.segment_id, LatestSegment.segment_key)
     if limit is None and not offset:
         places = places.order_by(None)  # no page to cut: the rows are looked up by the few candidates
     found = page(places, limit, offset).subquery()

@@ -4,9 +4,12 @@ frames, the frames' (privacy-masked) JPEGs, and repair candidates (措置候補)
 ``GET /segments`` answers a whole prefecture's network (50,000 segments) within a map's patience:
 ``view=map`` sends a compact table of the lean copy of each segment (``api.queries.MAP_FIELDS``:
 simplified lines in integer steps, no repeated names; for the whole network or a route, the items
-kept ready-made in ``latest_segments``, joined), ``limit`` / ``offset`` page through large answers
-(``links`` rel next), and answers are gzip-compressed once and cached until the store changes
-(``api.answers``), with ETags.
+kept ready-made in ``latest_segments``, joined), all of them unless ``limit`` says otherwise. The
+full GeoJSON (58 MB for 50,000 segments) comes in pages, as in OGC API - Features:
+``DEFAULT_PAGE`` features unless ``limit`` (at most ``MAX_FULL_PAGE``) says otherwise, and a
+``links`` item rel next while more remain, which starts after the page's last segment (``cursor``,
+``api.queries.Cursor``: an index seek however deep the page). Answers are gzip-compressed once and
+cached until the store changes (``api.answers``), with ETags.
 """
 
 from __future__ import annotations
@@ -25,14 +28,18 @@ from api.db import Store
 from api.errors import AUTHENTICATED, responses
 from api.models import MAX_ID, FrameRow, PotholeRow, RepairCandidate, RowId, Run, SegmentRow, User, utcnow
 from api.queries import (
+    LATEST_ORDER,
     MAP_FIELDS,
     MAP_ITEM,
+    SEGMENT_ORDER,
+    Cursor,
     SegmentFilter,
     by_place,
     current_rows,
     extra_properties,
     feature_collection,
     feature_json,
+    in_order,
     latest_map,
     latest_map_candidates,
     latest_rows,
@@ -52,6 +59,12 @@ BBOX_PATTERN = rf"^{_DEGREES},{_DEGREES},{_DEGREES},{_DEGREES}$"
 GEOJSON = "application/geo+json"
 #: Compressed answers one server process keeps (the whole map of 50,000 segments is ~2 MB).
 ANSWER_CACHE_BYTES = 64 * 1024 * 1024
+#: view=full without ``limit`` answers this many features (~1.2 MB), then a link to the next page.
+DEFAULT_PAGE = 1000
+#: view=full answers at most this many features a page (~12 MB); the whole store is an export.
+MAX_FULL_PAGE = 10_000
+#: view=map answers at most this many when ``limit`` is given (without it: all).
+MAX_MAP_PAGE = 100_000
 
 
 def parse_bbox(bbox: str | None) -> tuple[float, float, float, float] | None:
@@ -151,34 +164,52 @@ SEGMENT_MAP_SCHEMA = {
 
 
 def _render(
-    request: Request, session, f: SegmentFilter, view: View, limit: int | None, offset: int, key
+    request: Request,
+    session,
+    f: SegmentFilter,
+    view: View,
+    limit: int | None,
+    after: Cursor | None,
+    offset: int,
+    key,
 ) -> Answer:
     more = None if limit is None else limit + 1  # one row more: is there a next page?
     ready = view == View.MAP and by_place(f)
+    # the rows of a page end with their place in the order (SEGMENT_ORDER's values): the next cursor
     if ready:
         # latest_segments keeps each place's item ready-made: one column of bytes, joined (iterated:
-        # ``.all()`` makes Row objects, twice the time for 50,000)
-        found: list = list(session.execute(page(latest_map(f), more, offset)).scalars())
+        # ``.all()`` makes Row objects, twice the time for 50,000); a page also reads the places
+        query = latest_map(f, after)
+        if limit is not None:
+            query = query.add_columns(*LATEST_ORDER)
+        result = session.execute(page(query, more, offset))
+        found: list = list(result.scalars()) if limit is None else result.all()
     else:
-        query = current_rows(f).order_by(SegmentRow.segment_key) if f.run_id is not None else latest_rows(f)
+        query = (
+            in_order(current_rows(f), SEGMENT_ORDER, after) if f.run_id is not None else latest_rows(f, after)
+        )
         if view == View.MAP:
             data: tuple = (utf8_bytes(MAP_ITEM).label("map_item"),)
         else:
             data = (SegmentRow.geometry_json, SegmentRow.properties_json)
-        query = query.with_only_columns(SegmentRow.id, SegmentRow.segment_key, *data)
+        query = query.with_only_columns(*data, SegmentRow.segment_key, *SEGMENT_ORDER)
         found = session.execute(page(query, more, offset)).all()
     media_type = "application/json" if view == View.MAP else GEOJSON
     members: dict = {}
     headers: dict[str, str] = {}
     if limit is not None and len(found) > limit:
         found = found[:limit]
-        href = str(request.url.include_query_params(offset=offset + limit))
+        last = Cursor(*found[-1][-len(SEGMENT_ORDER) :])
+        # the limit too: a page cut by the default limit is followed by pages of the same size
+        url = request.url.remove_query_params("offset")
+        href = str(url.include_query_params(limit=limit, cursor=last.token()))
         members["links"] = [{"rel": "next", "type": media_type, "href": href}]
         headers["Link"] = f'<{href}>; rel="next"'
     members["numberReturned"] = len(found)
     if ready:
-        candidates = list(session.scalars(latest_map_candidates(f, limit, offset)))
-        return make_answer(key, segment_map(found, candidates, members), headers, media_type)
+        items = found if limit is None else [r[0] for r in found]
+        candidates = list(session.scalars(latest_map_candidates(f, limit, offset, after)))
+        return make_answer(key, segment_map(items, candidates, members), headers, media_type)
     marked = set(session.scalars(select(RepairCandidate.segment_key)))
     if view == View.MAP:
         candidates = sorted(r.id for r in found if r.segment_key in marked)
@@ -220,23 +251,69 @@ def list_segments(
             "about a tenth of the bytes; details on /segments/{id})",
         ),
     ] = View.FULL,
-    limit: int | None = Query(None, ge=1, le=100_000, description="at most this many (a page)"),
-    offset: int = Query(0, ge=0, le=MAX_ID, description="skip this many (the next page's offset)"),
+    limit: int | None = Query(
+        None,
+        ge=1,
+        le=MAX_MAP_PAGE,
+        description=f"at most this many (a page); view=full: {DEFAULT_PAGE:,} when not given, at most "
+        f"{MAX_FULL_PAGE:,}; view=map: all when not given",
+    ),
+    cursor: str | None = Query(
+        None,
+        max_length=1000,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="start after the segment it names: the cursor of the links rel next (opaque, made by "
+        "the service; follow the link as it is)",
+    ),
+    offset: int = Query(
+        0,
+        ge=0,
+        le=MAX_ID,
+        description="skip this many (after cursor, if given); the next links use cursor instead, which "
+        "stays as fast on the last page as on the first",
+    ),
 ) -> Response:
     """A FeatureCollection with the properties of ``segments.geojson`` plus ``run_id``,
     ``result_version`` (the job), ``inspection_date`` and ``repair_candidate``; with ``view=map``
     a table of the map's fields (``fields``, one array per segment in ``segments``, the ids of those
     that are repair candidates in ``repair_candidates``). Without ``run_id``
     each place (segment key) appears once: its newest inspection among the rows that pass the
-    filters. In route, direction, 距離標 order; ``numberReturned`` features, and with ``limit`` a
+    filters. In route, direction, 距離標 order (then the row id); ``numberReturned`` features, and a
     ``links`` item rel ``next`` (also the ``Link`` header) while more remain.
+
+    Pages, as in OGC API - Features: ``view=full`` answers at most ``limit`` features, 1,000
+    (``DEFAULT_PAGE``) when it is not given, at most 10,000 (``MAX_FULL_PAGE``; a larger limit is a
+    422: follow the next links, or download the whole store from ``/exports/segments.geojson``).
+    ``view=map`` (the web map's request) answers every segment unless ``limit`` is given. The next
+    link repeats the request with ``limit`` and a ``cursor`` that starts after the page's last
+    segment, so following it walks every segment once, in order.
 
     Answers are gzip-compressed (``Accept-Encoding: gzip``) and cached until the store changes; an
     unchanged answer is a 304 for a client sending its ``ETag`` as ``If-None-Match``."""
+    if view == View.FULL:
+        if limit is None:
+            limit = DEFAULT_PAGE
+        elif limit > MAX_FULL_PAGE:
+            export = request.url_for("export_segments", fmt="geojson").path
+            raise HTTPException(
+                422,
+                f"limit={limit}: view=full answers at most {MAX_FULL_PAGE:,} features a page; follow the "
+                f"links rel next (the Link header) for the pages after it, or get the whole store as "
+                f"GeoJSON from {export} (same filters)",
+            )
+    try:
+        after = None if cursor is None else Cursor.from_token(cursor)
+    except ValueError as exc:
+        raise HTTPException(
+            422,
+            f"cursor is not one this service made ({exc}); follow the links rel next as they are, or "
+            "start again without cursor",
+        ) from None
     store = _store(request)
     cache: AnswerCache = request.app.state.segment_answers
     with store.session() as session:
-        key = (store_version(session), view, f, limit, offset, str(request.base_url))  # links name the host
+        # the base URL too: the links name the host
+        key = (store_version(session), view, f, limit, after, offset, str(request.base_url))
         etag = etag_of(key)
         common = {
             "ETag": etag,
@@ -247,7 +324,7 @@ def list_segments(
             return Response(status_code=304, headers=common)
         answer = cache.get(key)
         if answer is None:
-            answer = _render(request, session, f, view, limit, offset, key)
+            answer = _render(request, session, f, view, limit, after, offset, key)
             cache.put(key, answer)
     body, encoding = answer.content("gzip" in request.headers.get("accept-encoding", ""))
     return Response(

@@ -1,19 +1,24 @@
-"""``GET /api/v1/segments`` for big stores: the map's lean view, pages, gzip, ETags and the answer
-cache, which must never serve an answer older than the store."""
+"""``GET /api/v1/segments`` for big stores: the map's lean view, pages (the full view's default page,
+the next links' cursor), gzip, ETags and the answer cache, which must never serve an answer older
+than the store."""
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 import math
 import random
 from datetime import date
+from itertools import pairwise
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from api.models import Job, JobState, Run, User
-from api.queries import MAP_FIELDS, MAP_PROPERTIES, refresh_latest
+from api.queries import MAP_FIELDS, MAP_PROPERTIES, Cursor, refresh_latest
 from api.results import segment_row
+from api.segments import DEFAULT_PAGE, MAX_FULL_PAGE
 from tests.api.conftest import ON_BOTH, auth
 
 M_PER_DEG_LAT = 111_320.0
@@ -175,25 +180,148 @@ def _max_gap_m(measured: list, simple: list) -> float:
     return max(line.distance(shapely.Point(p)) for p in metres(measured))
 
 
-@ON_BOTH
-def test_pages_follow_the_next_links(make_service):
-    service = make_service()
-    _store_run(service, [_feature(i) for i in range(5)])
-    whole = [f["id"] for f in _map_features(_get(service, view="map").json())]
-    seen, response = [], _get(service, view="map", limit=2)
-    pages = 0
+def _walk(service, view: str, **params) -> tuple[list[int], list[dict]]:
+    """Follow the next links from ``GET /segments`` with ``params``: the ids in the order they came,
+    and each page's query (of the link that fetched it)."""
+    eng = auth(service.tokens["engineer"])
+    response, seen, queries = _get(service, view=view, **params), [], [params]
     while True:
+        assert response.status_code == 200, response.text
         body = response.json()
-        assert body["numberReturned"] == len(body["segments"]) <= 2
-        seen += [f["id"] for f in _map_features(body)]
-        pages += 1
+        ids = [f["id"] for f in body["features"]] if view == "full" else [s[0] for s in body["segments"]]
+        assert body["numberReturned"] == len(ids)
+        seen += ids
         nexts = [link["href"] for link in body.get("links", []) if link["rel"] == "next"]
         if not nexts:
             assert "Link" not in response.headers
-            break
-        assert response.headers["Link"] == f'<{nexts[0]}>; rel="next"'
-        response = service.client.get(nexts[0], headers=auth(service.tokens["engineer"]))
-    assert seen == whole and pages == 3
+            return seen, queries
+        assert len(nexts) == 1 and response.headers["Link"] == f'<{nexts[0]}>; rel="next"'
+        queries.append({k: v[0] for k, v in parse_qs(urlsplit(nexts[0]).query).items()})
+        response = service.client.get(nexts[0], headers=eng)
+
+
+@ON_BOTH
+@pytest.mark.parametrize("view", ["map", "full"])
+@pytest.mark.parametrize(("limit", "pages"), [(1, 7), (2, 4), (3, 3), (7, 1)])
+def test_pages_follow_the_next_links(make_service, view, limit, pages):
+    """Seven segments, three of them on the same route, direction and 距離標 (the row id orders
+    them): the next links walk them all once, in the order of the whole answer, whatever the
+    page size."""
+    service = make_service()
+    ties = [_feature(2) for _ in range(2)]
+    for n, feature in enumerate(ties):
+        feature["properties"]["segment_id"] += f"_{n}"
+    _store_run(service, [_feature(i) for i in range(5)] + ties)
+    whole = [f["id"] for f in _map_features(_get(service, view="map").json())]
+    assert len(whole) == 7 and whole == [f["id"] for f in _get(service, limit=7).json()["features"]]
+    seen, queries = _walk(service, view, limit=limit)
+    assert seen == whole and len(queries) == pages
+    assert all(q["limit"] == str(limit) and "offset" not in q for q in queries[1:])
+    # an offset still skips rows; its next link starts after the page (cursor, no offset)
+    seen, queries = _walk(service, view, limit=limit, offset=2)
+    assert seen == whole[2:] and all("offset" not in q for q in queries[1:])
+
+
+def _place_feature(route_no: str, direction: str, kp_km: float, offset_m: float) -> dict:
+    """A segment of a place with a two-point line (cheap to store by the thousand)."""
+    key = f"{route_no}_{direction}_{kp_km:g}_{offset_m:04.0f}"
+    lon, lat = 140.0 + 0.001 * kp_km + 1e-5 * offset_m, 40.0 + 0.01 * int(route_no)
+    return {
+        "type": "Feature",
+        "geometry": {"type": "LineString", "coordinates": [[lon, lat], [lon + 1e-3, lat]]},
+        "properties": {
+            "segment_id": key, "route_no": route_no, "direction": direction, "kp_km": kp_km,
+            "offset_m": offset_m, "length_m": 100.0, "partial": False, "category": "I",
+        },
+    }  # fmt: skip
+
+
+#: 2,400 places in 4 runs: routes 3 and 10 (10 sorts first as text), both directions, 距離標 9..68
+#: (numeric order: 9 before 10), 10 segments each.
+MANY_PLACES = [
+    [_place_feature(route, direction, kp, 100.0 * k) for kp in range(9, 69) for k in range(10)]
+    for route in ("3", "10")
+    for direction in ("上り", "下り")
+]
+
+
+@ON_BOTH
+def test_full_view_answers_a_default_page_and_its_links_walk_every_segment_once(make_service):
+    service = make_service()
+    for places in MANY_PLACES:
+        _store_run(service, places)
+    total = sum(len(places) for places in MANY_PLACES)
+    assert total == 2400 > 2 * DEFAULT_PAGE
+    # the web map's view stays whole: one request, every segment, no link
+    whole = _get(service, view="map").json()
+    assert whole["numberReturned"] == total and "links" not in whole
+    order = [f["id"] for f in _map_features(whole)]
+    first = _get(service)
+    assert first.status_code == 200 and first.json()["numberReturned"] == DEFAULT_PAGE
+    seen, queries = _walk(service, "full")
+    assert [len(q) for q in queries] == [0, 2, 2]  # the default page's links carry limit and cursor
+    assert all(q["limit"] == str(DEFAULT_PAGE) for q in queries[1:])
+    assert seen == order and len(set(seen)) == total
+    places = [
+        (p["route_no"], p["direction"], p["kp_km"], p["offset_m"])
+        for p in (f["properties"] for f in _map_features(whole))
+    ]
+    for a, b in pairwise(places):  # 距離標 in numeric order within a route and direction
+        assert a[:2] != b[:2] or a[2:] < b[2:]
+    assert _get(service, view="map", route_no="3", direction="下り").json()["numberReturned"] == 600
+    page = _get(service, route_no="3", direction="下り", limit=MAX_FULL_PAGE).json()
+    assert page["numberReturned"] == 600 and "links" not in page
+
+
+@pytest.mark.parametrize(
+    ("params", "status"),
+    [
+        ({"limit": MAX_FULL_PAGE}, 200),
+        ({"limit": MAX_FULL_PAGE + 1}, 422),
+        ({"view": "full", "limit": 50_000}, 422),
+        ({"view": "map", "limit": MAX_FULL_PAGE + 1}, 200),
+        ({"view": "map", "limit": 100_000}, 200),
+        ({"view": "map", "limit": 100_001}, 422),  # FastAPI's validation
+    ],
+)
+def test_full_view_pages_hold_at_most_ten_thousand(service, params, status):
+    response = _get(service, **params)
+    assert response.status_code == status
+    if status == 422 and params.get("view") != "map":
+        detail = response.json()["detail"]
+        assert "rel next" in detail and "/api/v1/exports/segments.geojson" in detail
+
+
+def _token(values) -> str:
+    text = values if isinstance(values, str) else json.dumps(values)
+    return base64.urlsafe_b64encode(text.encode()).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "abc",  # not base64 of JSON
+        _token({"route_no": "3"}),
+        _token(["3", "下り", 12.0, 0.0]),
+        _token(["3", "下り", "12", 0.0, 5]),
+        _token(["3", "下り", 12.0, 0.0, 0]),  # ids start at 1
+        _token(["3", "下り", 12.0, 0.0, True]),
+        _token('["3", "下り", 1e400, 0.0, 5]'),  # infinite
+    ],
+)
+def test_a_cursor_the_service_did_not_make_is_422(service, cursor):
+    response = _get(service, cursor=cursor)
+    assert response.status_code == 422
+    assert "cursor" in json.dumps(response.json()["detail"])
+
+
+@pytest.mark.parametrize(
+    "cursor", [Cursor("3", "下り", 12.0, 300.0, 7), Cursor("", "不明", -1.5, 0.0, 2**31 - 1)]
+)
+def test_cursor_token_round_trip(cursor):
+    token = cursor.token()
+    assert token.replace("-", "").replace("_", "").isalnum()
+    assert Cursor.from_token(token) == cursor
 
 
 def test_answers_are_gzipped_cached_and_revalidated(make_service):
