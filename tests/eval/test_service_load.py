@@ -15,7 +15,7 @@ def test_bench_on_a_tiny_load_writes_every_figure(tmp_path):
         [
             sys.executable, str(REPO / "bench" / "service_load.py"),
             "--uploads", "3", "--upload-mb", "2", "--small-upload-mb", "1", "--chunk-mb", "0.5",
-            "--segments", "500", "--requests", "3", "--cold-requests", "2",
+            "--segments", "500", "--requests", "3", "--cold-requests", "2", "--walks", "2",
             "--work", str(tmp_path / "work"), "--results", str(tmp_path / "results"),
         ],
         capture_output=True, text=True, timeout=300, cwd=REPO,
@@ -33,12 +33,21 @@ def test_bench_on_a_tiny_load_writes_every_figure(tmp_path):
     queries = segments["queries"]
     assert queries["whole map (view=map)"]["features"] == 500
     assert queries["bbox ~1 % (view=map)"]["features"] == segments["segments_meeting_bbox"] >= 1
-    assert queries["whole map (view=map)"]["body_mb"] < queries["whole store, full GeoJSON"]["body_mb"]
+    default = queries["default: no parameters (full GeoJSON, first page of 1,000)"]
+    assert default["features"] == 500 and queries["whole map (view=map)"]["body_mb"] < default["body_mb"]
+    assert queries["page of 1,000 after a cursor at 250, full GeoJSON"]["features"] == 250
+    assert queries["page of 1,000 at offset 250, full GeoJSON"]["features"] == 250
+    for walk in segments["walks"].values():  # 500 segments: one page of 1,000 or of 10,000
+        assert walk["pages"] == 1 and walk["features"] == 500
+        assert (
+            walk["warm"]["n"] == walk["cold"]["n"] == 2 and walk["cold"]["max_s"] >= walk["cold"]["p50_s"] > 0
+        )
     for q in queries.values():
         assert q["warm"]["n"] == 3 and q["cold"]["n"] == 2 and q["warm"]["p95_ms"] >= q["warm"]["p50_ms"] > 0
         assert q["content_encoding"] == "gzip" or q["body_mb"] < 0.01
     md = (tmp_path / "results" / "service_load.md").read_text(encoding="utf-8")
     assert "Concurrent tus uploads" in md and "warm p50 / p95" in md and "p95 < 200 ms" in md
+    assert "every page of 1,000 (the default)" in md
     assert not (tmp_path / "work").exists()  # the work folder is removed
 
 
