@@ -3,7 +3,7 @@
 Runs are rendered at 1280x720, render scale 1 (the full detail the crack segmenter needs), 10
 frames per second (the stage analyses one frame every few metres; a lower frame rate only makes
 rendering cheaper), and cached in ``--work``. Each run is analysed at ``--spacing-m`` (default
-5 m, as ``pavement process`` does) and at half of it: the estimate must not depend on the frame
+2.5 m, as ``pavement process`` does) and at half of it: the estimate must not depend on the frame
 spacing (issue 5).
 
 Scored per full (non-partial) segment: absolute error of the crack ratio in percentage points
@@ -193,7 +193,7 @@ def main() -> None:
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[501, 502, 503])
     parser.add_argument("--length-m", type=float, default=450.0)
-    parser.add_argument("--spacing-m", type=float, default=5.0)
+    parser.add_argument("--spacing-m", type=float, default=FramePlanConfig().spacing_m)
     parser.add_argument("--fps", type=float, default=10.0)
     parser.add_argument(
         "--refine-frames",

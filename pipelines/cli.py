@@ -15,6 +15,7 @@ import click
 import typer
 
 from pavement.errors import PavementError
+from pavement.frame_plan import FramePlanConfig
 
 app = typer.Typer(
     name="pavement",
@@ -177,7 +178,7 @@ def geotag(
     ] = None,
     frame_spacing: Annotated[
         float, typer.Option("--frame-spacing-m", help="Metres of travel between analysed frames.")
-    ] = 5.0,
+    ] = FramePlanConfig.spacing_m,
 ) -> None:
     """Place every analysed frame on the route: 路線, 上り/下り, 距離標 + 追加距離, and the 100 m segments.
 
@@ -187,7 +188,6 @@ def geotag(
 
     from rich.progress import Progress
 
-    from pavement.frame_plan import FramePlanConfig
     from pipelines.geotag import GeotagConfig, run_geotag
 
     config = GeotagConfig(gps_path=gps, route_path=route, clock_offset_s=clock_offset)
@@ -319,7 +319,6 @@ def _process_config(
     **options: object,
 ):
     """The ``ProcessConfig`` of the options 'process' and 'batch' share; ``options`` are further fields."""
-    from pavement.frame_plan import FramePlanConfig
     from pipelines.detect import DEFAULT_MODEL, DetectorConfig
     from pipelines.geotag import GeotagConfig
     from pipelines.iri import VehicleCalibration
@@ -366,7 +365,7 @@ def process(
     spacing: Annotated[
         float,
         typer.Option("--spacing-m", help="Analyse one frame per this much travel (m) for the crack ratio."),
-    ] = 5.0,
+    ] = FramePlanConfig.spacing_m,
     detect_every: Annotated[
         float,
         typer.Option(
@@ -525,7 +524,7 @@ def batch(
     ] = None,
     spacing: Annotated[
         float, typer.Option("--spacing-m", help="Analyse one frame per this much travel (m).")
-    ] = 5.0,
+    ] = FramePlanConfig.spacing_m,
     no_privacy: Annotated[
         bool,
         typer.Option(
@@ -659,7 +658,7 @@ def cracks(
             help="Analyse one frame per this much travel (m). The lane is mapped 2-5 m ahead of each "
             "frame, so 5 m surveys about half of it and 2.5 m all of it.",
         ),
-    ] = 5.0,
+    ] = FramePlanConfig.spacing_m,
     clock_offset: Annotated[
         float | None,
         typer.Option(
@@ -678,7 +677,6 @@ def cracks(
 
     from rich.progress import Progress
 
-    from pavement.frame_plan import FramePlanConfig
     from pipelines.cracks import CrackConfig, run_cracks
     from pipelines.geotag import GeotagConfig
 

@@ -96,7 +96,7 @@ def test_a_3_s_gap_is_estimated_around(synth_run, geotagged):
     others = [k for k in range(len(geotagged.segments)) if k != i]
     for k, (a, b) in enumerate(zip(segment_iri(geotagged, log), segment_iri(geotagged, gappy), strict=True)):
         if k in others and a is not None and a.iri_mm_per_m is not None:
-            assert b.iri_mm_per_m == pytest.approx(a.iri_mm_per_m, rel=1e-9)
+            assert b.iri_mm_per_m == pytest.approx(a.iri_mm_per_m, rel=1e-6)  # rounding only
 
 
 def test_a_segment_mostly_in_a_gap_is_blank_with_the_reason(synth_run, geotagged, tmp_path):
