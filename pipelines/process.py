@@ -73,7 +73,7 @@ from pipelines.geotag import (
 )
 from pipelines.iri import segment_iri
 from pipelines.privacy import load_privacy_masker
-from pipelines.rut import BurstMeter, RutConfig, aggregate, ahead_sign
+from pipelines.rut import BurstMeter, RutConfig, aggregate, ahead_sign, video_warnings
 from pipelines.rut_depth_source import chainage_of_video_time, profiles_from_depth_folder
 from pipelines.video_motion import MotionRecorder, VideoInfo, VideoMotion, decode_frames, probe_video
 
@@ -696,6 +696,10 @@ def _rut(
         profiles += profiles_from_depth_folder(depth_dir, camera, chainage_of_video_time(geo.frames))
     blank = sum(b.profile is None for b in stream.bursts)
     sources = {"video": n_video, "video_blank": blank, "depth": len(profiles) - n_video}
+    if config.rut_video and camera is not None:
+        warnings += video_warnings(Path(stream.info.path), stream.info, config.rut)
+        if stream.burst_mount is not None and not stream.burst_mount.refined:
+            warnings.append(f"rut bursts: camera pitch not refined: {stream.burst_mount.reason}")
     if not profiles:
         if not config.rut_video:
             warnings.append(

@@ -46,7 +46,7 @@ from pavement.segments import Direction, RunSegment
 from pavement.vanishing_point import MountRefinement, PitchRefiner, VanishingConfig
 from pipelines.geotag import GeotagConfig, GeotagResult, run_geotag, segment_feature
 from pipelines.rut_depth_source import chainage_of_video_time, profiles_from_depth_folder
-from pipelines.video_motion import iter_frames, probe_video
+from pipelines.video_motion import VideoInfo, iter_frames, probe_video
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +61,11 @@ class RutConfig:
     use_video: bool = True
     depth_dir: Path | None = None  # default: RUN_DIR/depth when it exists
     min_video_width_px: int = 1280
+    # Below this many bits per pixel and frame (the whole file's rate) the codec wipes the road's
+    # texture the bursts match: warned. Measured on held-out synthetic runs: at 0.06 (1.7 Mbit/s at
+    # 720p30) every section blank, at 0.21-0.25 (5.7-6.8 Mbit/s) bursts measure
+    # (eval/results/rut_video.md, rut_video_crf18.md); a phone's 1080p30 is ~0.3.
+    min_bits_per_px: float = 0.15
     vanishing: VanishingConfig = field(default_factory=VanishingConfig)  # the pitch that seeds the bursts
 
 
@@ -122,6 +127,26 @@ class BurstMeter:
         ]
 
 
+def video_warnings(video: Path, info: VideoInfo, config: RutConfig) -> list[str]:
+    """Why the video cannot carry rut depth (too narrow: no bursts are measured) or likely will not
+    (a bitrate too low to keep the road's texture, ``config.min_bits_per_px``: blanks expected)."""
+    if info.width_px < config.min_video_width_px:
+        return [
+            f"video is {info.width_px} px wide; rut depth from video needs "
+            f">= {config.min_video_width_px} px (record in 720p or better)"
+        ]
+    size_bits = video.stat().st_size * 8
+    bits_per_px = size_bits / max(info.duration_s * info.fps * info.width_px * info.height_px, 1.0)
+    if bits_per_px >= config.min_bits_per_px:
+        return []
+    return [
+        f"video bitrate {size_bits / max(info.duration_s, 1e-9) / 1e6:.1f} Mbit/s ({bits_per_px:.2f} bit "
+        f"per pixel and frame) is below the {config.min_bits_per_px:g} rut depth from video needs: "
+        "compression wipes the road texture the bursts match, expect blank sections; record at the "
+        "phone's highest quality setting"
+    ]
+
+
 def video_profiles(
     run_dir: Path,
     geo: GeotagResult,
@@ -133,18 +158,12 @@ def video_profiles(
     the pitch refinement they started from, and warnings."""
     video = config.geotag.video_path or run_dir / "video.mp4"
     info = probe_video(video)
+    warnings = video_warnings(video, info, config)
     if info.width_px < config.min_video_width_px:
-        return (
-            [],
-            None,
-            [
-                f"video is {info.width_px} px wide; rut depth from video needs "
-                f">= {config.min_video_width_px} px (record in 720p or better)"
-            ],
-        )
+        return [], None, warnings
     plan = geo.plan
     if plan is None:
-        return [], None, ["no frame plan: rut bursts unknown"]
+        return [], None, [*warnings, "no frame plan: rut bursts unknown"]
     bursts: dict[int, list[int]] = {}
     for k, b in enumerate(plan.burst_id):
         if b != NO_BURST:
@@ -178,7 +197,8 @@ def video_profiles(
         measured += meter.push(grays, dist, chainage, first.frame_index)
     measured += meter.finish()
     refinement = meter.refinement
-    warnings = [] if refinement.refined else [f"rut bursts: camera pitch not refined: {refinement.reason}"]
+    if not refinement.refined:
+        warnings.append(f"rut bursts: camera pitch not refined: {refinement.reason}")
     return measured, refinement, warnings
 
 

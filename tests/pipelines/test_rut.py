@@ -10,7 +10,8 @@ import pytest
 from pavement.camera import CameraIntrinsics, CameraMount, CameraProfile
 from pavement.rut_video import RutSweepConfig
 from pavement.vanishing_point import VanishingConfig
-from pipelines.rut import BurstMeter, RutConfig
+from pipelines.rut import BurstMeter, RutConfig, video_warnings
+from pipelines.video_motion import probe_video
 from tests.conftest import pavement_cli
 
 
@@ -76,3 +77,14 @@ def test_burst_meter_waits_for_the_pitch_then_measures_every_burst_in_order():
     assert plain.push([np.full((270, 480), 90, np.uint8)] * 3, travel, 10.0, 0) == []
     assert len(plain.finish()) == 1 and not plain.refinement.refined
     assert plain.refinement.mount.pitch_deg == 12.0 and "lane lines" in plain.refinement.reason
+
+
+def test_a_video_too_narrow_or_too_compressed_for_rut_bursts_says_so(synth_run):
+    video = synth_run / "video.mp4"
+    info = probe_video(video)  # 320x180, 10 fps, ~0.13 bit per pixel and frame
+    bits = video.stat().st_size * 8 / (info.duration_s * info.fps * info.width_px * info.height_px)
+    narrow = video_warnings(video, info, RutConfig())
+    assert len(narrow) == 1 and "needs >= 1280 px" in narrow[0]
+    low = video_warnings(video, info, RutConfig(min_video_width_px=320, min_bits_per_px=bits * 1.1))
+    assert len(low) == 1 and f"({bits:.2f} bit per pixel and frame)" in low[0]
+    assert video_warnings(video, info, RutConfig(min_video_width_px=320, min_bits_per_px=bits * 0.9)) == []
