@@ -70,11 +70,19 @@ def crack_ratio(
 ) -> CrackRatio:
     """ひび割れ率 (%) and coverage over a grid of cells; ``surveyed`` defaults to all cells."""
     crack_count = np.asarray(crack_count)
-    area = cell_damage_area_m2(crack_count, patch_share, pothole)
-    seen = np.ones(crack_count.shape, bool) if surveyed is None else np.asarray(surveyed, dtype=bool)
-    if seen.shape != crack_count.shape:
-        raise ConfigError(f"surveyed has shape {seen.shape}, cells have {crack_count.shape}")
-    n_cells = int(crack_count.size)
+    return ratio_of_areas(cell_damage_area_m2(crack_count, patch_share, pothole), surveyed)
+
+
+def ratio_of_areas(area_m2: np.ndarray, surveyed: np.ndarray | None = None) -> CrackRatio:
+    """ひび割れ率 (%) and coverage from each cell's damaged area (m2, at most the cell's: e.g. the
+    mean of several views' ``cell_damage_area_m2``); ``surveyed`` defaults to all cells."""
+    area = np.asarray(area_m2, dtype=float)
+    seen = np.ones(area.shape, bool) if surveyed is None else np.asarray(surveyed, dtype=bool)
+    if seen.shape != area.shape:
+        raise ConfigError(f"surveyed has shape {seen.shape}, cells have {area.shape}")
+    if np.any((area < 0) | (area > CELL_AREA_M2 + 1e-12)):
+        raise ConfigError(f"a cell's damaged area must lie in [0, {CELL_AREA_M2}] m2")
+    n_cells = int(area.size)
     n_seen = int(seen.sum())
     damaged = float(area[seen].sum())
     surveyed_area = n_seen * CELL_AREA_M2

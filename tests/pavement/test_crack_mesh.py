@@ -67,7 +67,8 @@ def test_same_crack_in_five_consecutive_frames_counts_once():
     )[0]
     assert cells.crack_count.sum() == 3  # not 15
     assert (cells.crack_count > 0).sum() == 3
-    # each cell was decided by the frame that saw it nearest: the last one (crack 2.3-2.8 m ahead)
+    # every view saw the same: the mean is that; the cell names its nearest view (the last frame)
+    assert cells.damage_m2.sum() == pytest.approx(3 * 0.15) and (cells.views[cells.damage_m2 > 0] == 5).all()
     assert set(cells.frame_index[cells.crack_count > 0]) == {4}
     got = survey(frames, chainages, RouteStretch("3", DOWN, 0, 20))
     assert got.n_cracked == 3
@@ -96,6 +97,26 @@ def test_halving_the_frame_spacing_changes_the_ratio_by_less_than_2_points(seed)
     assert abs(results[2.5].crack_ratio_pct - truth) < 1.0  # all cells seen: the map itself
     assert results[2.5].coverage_pct > 95.0
     assert 40.0 < results[5.0].coverage_pct < 65.0  # 3 m of every 5 m are seen
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_segmenter_blind_far_ahead_reads_the_same_at_any_spacing(seed):
+    """The segmenter finds cracks only up to 3.5 m ahead (of the 2-5 m each frame maps): the nearest
+    view would read the whole map at 1.25 m (every cell's nearest view is within 3.5 m) but miss
+    about half of it at 2.5 m; the mean of the views reads the same share at both."""
+    counts = crack_map(200, seed)
+    rng = np.random.default_rng(seed + 20)
+    ratios = {}
+    for spacing in (2.5, 1.25):
+        chainages = np.arange(-4.0, 100.0, spacing) + rng.uniform(-0.2, 0.2)
+        frames = []
+        for i, c in enumerate(chainages):
+            f = frame_from_map(i, c, counts)
+            blind = np.where((f.forward_m > 3.5)[:, None], 0, f.crack_count).astype(np.uint8)
+            frames.append(FrameCells(i, f.forward_m, f.lateral_m, blind, f.seen))
+        ratios[spacing] = survey(frames, chainages, RouteStretch("3", DOWN, 0.0, 100.0)).crack_ratio_pct
+    assert abs(ratios[2.5] - ratios[1.25]) < 1.0
+    assert 0.35 < ratios[2.5] / crack_ratio(counts).crack_ratio_pct < 0.65  # views 2-3.5 of 2-5 m
 
 
 def test_segment_seen_only_half_has_half_coverage():
