@@ -259,7 +259,7 @@ def run_cracks(
     warnings = list(geo.warnings)
     wanted = {p.frame_index for p in geo.frames}
     t0 = time.perf_counter()
-    for n, (index, image) in enumerate(iter_frames(video, wanted), start=1):
+    for n, (index, image) in enumerate(iter_frames(video, wanted, grey_only=True), start=1):
         accumulator.push(index, image)
         if progress is not None:
             progress(n, len(wanted))

@@ -75,7 +75,7 @@ from pipelines.iri import segment_iri
 from pipelines.privacy import load_privacy_masker
 from pipelines.rut import BurstMeter, RutConfig, aggregate, ahead_sign, video_warnings
 from pipelines.rut_depth_source import chainage_of_video_time, profiles_from_depth_folder
-from pipelines.video_motion import MotionRecorder, VideoInfo, VideoMotion, decode_frames, probe_video
+from pipelines.video_motion import MotionRecorder, VideoInfo, VideoMotion, decode_frames, grey, probe_video
 
 logger = logging.getLogger(__name__)
 
@@ -153,6 +153,10 @@ class _Stream:
     distance_m: float
 
 
+#: A planned frame on its way to the analysis thread: index, distance, BGR or None, grey, to detect.
+_Planned = tuple[int, float, np.ndarray | None, np.ndarray, bool]
+
+
 def _jpeg(image: np.ndarray) -> bytes:
     ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 88])
     if not ok:
@@ -209,29 +213,30 @@ def _stream(
     video_rut = config.rut_video and cam_full is not None and info.width_px >= config.rut.min_video_width_px
     detections: dict[int, Detections] = {}
     candidates: dict[int, Future[_Candidate]] = {}  # album window -> its best frame, compressed
-    batch: list[tuple[int, float, np.ndarray, bool]] = []  # (frame index, distance, BGR, to detect)
+    # (frame index, distance, BGR (None where neither the detector nor the album needs it), grey, to detect)
+    batch: list[_Planned] = []
     in_flight: deque[Future] = deque()
     pending: list = [-1, None]  # [album window, (frame index, score, BGR) of its best frame so far]
     burst: list[tuple[int, float, np.ndarray]] = []  # (frame index, distance, grey)
     meter = BurstMeter(cam_full, config.rut) if video_rut else None
     bursts: list[BurstProfile] = []
 
-    def analyse(frames: list[tuple[int, float, np.ndarray, bool]]) -> list[Detections | None]:
+    def analyse(frames: list[_Planned]) -> list[Detections | None]:
         """Analysis thread: damage boxes (frames marked for detection) and the crack mesh of one batch."""
-        marked = [img for _, _, img, detect in frames if detect]
+        marked = [bgr for _, _, bgr, _, detect in frames if detect]
         boxes = iter(detector.detect_batch(marked) if detector and marked else [])
-        found = [next(boxes) if detect and detector else None for _, _, _, detect in frames]
+        found = [next(boxes) if detect and detector else None for *_, detect in frames]
         if cracks is not None:
-            for i, _, img, _ in frames:
-                cracks.push(i, img)
+            for i, _, _, grey_image, _ in frames:
+                cracks.push(i, grey_image)
         return found
 
     def album_candidate(i: int, score: float, image: np.ndarray) -> _Candidate:
         """Analysis thread: the album's copy of a frame, reduced and compressed (masked once chosen)."""
         return _Candidate(i, score, _jpeg(_shrink(image, config.album_width_px)))
 
-    def collect(frames: list[tuple[int, float, np.ndarray, bool]], found: list[Detections | None]) -> None:
-        for (i, dist, img, detect), dets in zip(frames, found, strict=True):
+    def collect(frames: list[_Planned], found: list[Detections | None]) -> None:
+        for (i, dist, img, _, detect), dets in zip(frames, found, strict=True):
             if detector is not None and not detect:
                 continue  # the album shows frames whose damage was looked for
             score = 0.0
@@ -277,14 +282,16 @@ def _stream(
                         next_detect_m = (
                             planner.distance_m + config.detect_every_m - config.geotag.plan.spacing_m / 2
                         )
-                    batch.append((i, planner.distance_m, frame.to_ndarray(format="bgr24"), detect))
+                    # colour only where the detector or the album needs it; the crack mesh reads grey
+                    colour = frame.to_ndarray(format="bgr24") if detect or detector is None else None
+                    batch.append((i, planner.distance_m, colour, grey(frame), detect))
                     if sum(d for *_, d in batch) >= config.detector.batch_size or len(batch) >= 16:
                         submit()
                 if video_rut:
                     if chosen is not None and chosen != NO_BURST:
                         if burst and planner.selection.get(burst[0][0]) != chosen:
                             measure_burst()
-                        burst.append((i, planner.distance_m, frame.to_ndarray(format="gray")))
+                        burst.append((i, planner.distance_m, grey(frame)))
                         if len(burst) == config.geotag.plan.burst_frames:
                             measure_burst()
                 if progress is not None and i % 15 == 0:

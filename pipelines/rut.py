@@ -26,7 +26,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from pavement.camera import CameraProfile
@@ -177,9 +176,9 @@ def video_profiles(
     meter = BurstMeter(camera, config)
     measured: list[BurstProfile] = []
     done = 0
-    for frame_index, image in iter_frames(video, set(wanted)):
+    for frame_index, image in iter_frames(video, set(wanted), grey_only=True):
         b, k = wanted[frame_index]
-        pending[b][k] = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        pending[b][k] = image
         if len(pending[b]) < len(bursts[b]):
             continue
         ks = sorted(pending[b])

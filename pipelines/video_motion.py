@@ -157,6 +157,28 @@ def decode_frames(path: Path) -> Iterator[tuple[int, float, av.VideoFrame]]:
         )
 
 
+def luma_view(frame: av.VideoFrame) -> np.ndarray:
+    """The luma of a planar YUV frame (what phones record), as a view of its first plane: several
+    times cheaper than a colour conversion (valid while the frame lives)."""
+    plane = frame.planes[0]
+    return np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
+
+
+#: Video (limited-range) luma 16-235 -> grey 0-255, as a colour conversion would give it.
+_LIMITED_TO_FULL = np.clip(np.round((np.arange(256) - 16) * 255 / 219), 0, 255).astype(np.uint8)
+
+
+def grey(frame: av.VideoFrame) -> np.ndarray:
+    """The frame's grey image at full size (its own array): its luma plane, stretched from video
+    range to 0-255 unless the video is full range (``yuvj*``, colour range JPEG). The same as
+    ``to_ndarray(format="gray")`` (within rounding), ~30 times faster at 1080p."""
+    if frame.format.name not in PLANAR_YUV:
+        return frame.to_ndarray(format="gray")
+    if frame.format.name.startswith("yuvj") or frame.color_range == 2:
+        return luma_view(frame).copy()
+    return cv2.LUT(luma_view(frame), _LIMITED_TO_FULL)
+
+
 class MotionRecorder:
     """Streaming road-speed measurement: push every decoded frame in order, then ``finish()``.
 
@@ -217,12 +239,9 @@ class MotionRecorder:
         return shift.forward_m if shift.response >= self.config.min_response else None
 
     def _gray(self, frame: av.VideoFrame) -> np.ndarray:
-        """The frame's luma at the measuring size. Planar YUV (what phones record) already holds
-        it as its first plane: shrinking that is several times cheaper than a colour conversion."""
+        """The frame's luma at the measuring size."""
         if frame.format.name in PLANAR_YUV:
-            plane = frame.planes[0]
-            luma = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
-            return cv2.resize(luma, (self.w, self.h), interpolation=cv2.INTER_AREA)
+            return cv2.resize(luma_view(frame), (self.w, self.h), interpolation=cv2.INTER_AREA)
         return frame.reformat(width=self.w, height=self.h, format="gray").to_ndarray()
 
     def finish(self) -> VideoMotion:
@@ -264,9 +283,12 @@ def measure_video_motion(
     return recorder.finish()
 
 
-def iter_frames(path: Path, indices: set[int] | None = None) -> Iterator[tuple[int, np.ndarray]]:
-    """(frame index, BGR image) for the frames of ``indices`` (all when None), in order, decoding
-    the video once; a truncated file ends the iteration with ``VideoUnreadable``."""
+def iter_frames(
+    path: Path, indices: set[int] | None = None, grey_only: bool = False
+) -> Iterator[tuple[int, np.ndarray]]:
+    """(frame index, BGR image, or grey with ``grey_only``: ``grey``) for the frames of ``indices``
+    (all when None), in order, decoding the video once; a truncated file ends the iteration with
+    ``VideoUnreadable``."""
     if indices is not None and not indices:
         return
     container = _open(path)
@@ -276,7 +298,7 @@ def iter_frames(path: Path, indices: set[int] | None = None) -> Iterator[tuple[i
             if last is not None and i > last:
                 break
             if indices is None or i in indices:
-                yield i, frame.to_ndarray(format="bgr24")
+                yield i, grey(frame) if grey_only else frame.to_ndarray(format="bgr24")
     except av.error.FFmpegError as exc:
         raise VideoUnreadable(f"{Path(path).name} is truncated or corrupt ({exc})") from exc
     finally:
