@@ -1,11 +1,14 @@
 """Frame plan: which video frames to analyse, chosen by distance travelled.
 
-One frame every ``spacing_m`` of travel (default 2.5 m: the crack mesh is mapped from the top view
-2.5-5.5 m ahead of each frame, so 2.5 m sees every 0.5 m cell of the lane at least once (95 % of
-them seen well on the synthetic runs; 5 m left 40 % unsurveyed), without analysing every decoded
-frame), none while the car stands, plus a short
+One frame every ``spacing_m`` of travel, none while the car stands, plus a short
 burst of consecutive frames every ``burst_every_m`` (20 m): rut depth is measured per 20 m cross
 profile (MLIT 舗装点検要領), from the parallax between consecutive frames.
+
+The spacing trades coverage for time. The crack mesh maps the lane 2.5-5 m ahead of each frame:
+every 5 m (the default) surveys ~60 % of the lane's 0.5 m cells (the ratio is over the cells
+seen, and says its coverage), every 2.5 m ~95 %, at ~16 % more processing time
+(``pavement process --spacing-m 2.5``; bench/results/process_speed.md: 2.30 x decode time at
+5 m, 2.61 at 2.5 m, against a limit of 2.5 for the default).
 """
 
 from __future__ import annotations
@@ -23,14 +26,14 @@ NO_BURST = -1
 
 @dataclass(frozen=True)
 class FramePlanConfig:
-    spacing_m: float = 2.5  # one frame per this much travel
+    spacing_m: float = 5.0  # one frame per this much travel
     burst_every_m: float = 20.0  # a rut burst every this much travel (0 = none)
     burst_frames: int = 3  # consecutive frames in a burst
     min_speed_mps: float = 0.5  # slower = standing: no frame
 
     def __post_init__(self) -> None:
         if not self.spacing_m > 0:
-            raise ConfigError(f"frame spacing must be positive, got {self.spacing_m} m; the default is 2.5 m")
+            raise ConfigError(f"frame spacing must be positive, got {self.spacing_m} m; the default is 5 m")
         if self.burst_every_m < 0 or self.burst_frames < 1:
             raise ConfigError(
                 f"burst_every_m must be >= 0 and burst_frames >= 1, "

@@ -37,8 +37,9 @@ def test_segments_carry_their_keys_and_crack_fields(cracks_out, synth_run):
 
 
 def test_halving_the_frame_spacing_changes_the_ratio_by_less_than_2_points(cracks_out, synth_run, tmp_path):
-    # cracks_out analysed a frame every 2.5 m (the default: every cell of the lane seen); at half of
-    # that each cell is seen twice as often, but decided once: more views, not double counts.
+    # cracks_out analysed a frame every 5 m (the default: about half of each segment seen); 2.5 m
+    # sees all of it. Each cell is decided once, from the mean of its views: the denser cadence
+    # adds cells and views, not double counts.
     spacing = FramePlanConfig().spacing_m
     config = CrackConfig(geotag=GeotagConfig(plan=FramePlanConfig(spacing_m=spacing / 2)))
     half = run_cracks(synth_run, tmp_path, config)
@@ -50,7 +51,7 @@ def test_halving_the_frame_spacing_changes_the_ratio_by_less_than_2_points(crack
     ]
     assert pairs
     for p, s in pairs:
-        assert p["coverage_pct"] > 80.0 and s.coverage_pct > p["coverage_pct"] - 5.0
+        assert s.coverage_pct > p["coverage_pct"] + 20.0
         assert abs(s.crack_ratio_pct - p["crack_ratio_pct"]) < 2.0
 
 
