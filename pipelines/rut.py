@@ -62,7 +62,7 @@ class RutConfig:
     min_video_width_px: int = 1280
     # Below this many bits per pixel and frame (the whole file's rate) the codec wipes the road's
     # texture the bursts match: warned. Measured on held-out synthetic runs: at 0.06 (1.7 Mbit/s at
-    # 720p30) every section blank, at 0.21-0.25 (5.7-6.8 Mbit/s) bursts measure
+    # 720p30) every section blank, at 0.21-0.25 (5.7-6.8 Mbit/s) some bursts measure
     # (eval/results/rut_video.md, rut_video_crf18.md); a phone's 1080p30 is ~0.3.
     min_bits_per_px: float = 0.15
     vanishing: VanishingConfig = field(default_factory=VanishingConfig)  # the pitch that seeds the bursts
