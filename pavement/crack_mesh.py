@@ -279,12 +279,16 @@ class RouteCells:
     """The decided cells of one segment, (n_along, n_across) arrays, along from its 起点側 end."""
 
     damage_m2: np.ndarray  # mean of the views' mesh-rule areas (0 where unseen)
-    seen: np.ndarray
     views: np.ndarray  # how many frames saw the cell well
     crack_count: np.ndarray  # the nearest view's: what a photo of the cell would show
     distance_m: np.ndarray  # the nearest view's distance (inf where unseen)
     frame_index: np.ndarray  # the nearest view's frame (-1 where unseen)
     weight: np.ndarray  # its quality weight
+
+    @property
+    def seen(self) -> np.ndarray:
+        """Cells some frame saw well (the surveyed ones)."""
+        return self.views > 0
 
 
 def decide_route_cells(
@@ -339,7 +343,6 @@ def decide_route_cells(
         out.append(
             RouteCells(
                 np.zeros(shape),
-                np.zeros(shape, bool),
                 np.zeros(shape, np.int32),
                 np.zeros(shape, np.int32),
                 np.full(shape, np.inf),
@@ -357,7 +360,6 @@ def decide_route_cells(
         np.add.at(out[s].damage_m2, (along[mine], across[mine]), area[mine])
         np.add.at(out[s].views, (along[mine], across[mine]), 1)
     for rc in out:
-        rc.seen[:] = rc.views > 0
         rc.damage_m2[rc.seen] /= rc.views[rc.seen]
     # the nearest view names the cell: per cell, smallest distance, then earliest frame
     key = np.lexsort((order, dist, across, along, seg))
