@@ -48,18 +48,23 @@ def _render(camera: CameraProfile, forward_m: float, texture: np.ndarray) -> np.
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def test_burst_recovers_rut_depth_from_the_true_mount():
+def _burst_from(nominal: CameraMount):
+    """The burst of the rutted road seen through the true mount (1.35 m, pitch 10.5, roll -1),
+    measured from ``nominal``: the profile, its rut estimate and the true rut depth."""
     intr = CameraIntrinsics.from_fov(1280, 720, 70.0)
     true = CameraProfile(intr, CameraMount(1.35, 10.5, -1.0))
     texture = _texture()
     steps = (0.0, 0.35, 0.7)
     frames = [_render(true, s, texture) for s in steps]
-    bp = burst_profile(frames, list(steps), intr, true.mount, chainage_m=100.0)
+    bp = burst_profile(frames, list(steps), intr, nominal, chainage_m=100.0)
     assert bp.profile is not None, bp.reason
-    assert bp.pitch_deg == pytest.approx(10.5, abs=0.3)
     u = np.arange(0.0, 3.5001, 0.01)
-    truth = rut_depth(u, _height_m(1.75 - u) * 1000.0).depth_mm
-    est = estimate_rut(bp.profile)
+    return bp, estimate_rut(bp.profile), rut_depth(u, _height_m(1.75 - u) * 1000.0).depth_mm
+
+
+def test_burst_recovers_rut_depth_from_the_true_mount():
+    bp, est, truth = _burst_from(CameraMount(1.35, 10.5, -1.0))
+    assert bp.pitch_deg == pytest.approx(10.5, abs=0.3)
     assert est.depth_mm is not None, est.reason
     assert est.depth_mm == pytest.approx(truth, abs=2.5)
     assert est.sigma_mm < 3.0
@@ -69,18 +74,8 @@ def test_burst_recovers_rut_depth_from_the_true_mount():
 def test_burst_from_a_mount_degrees_off(pitch_off_deg, roll_off_deg):
     """camera.json's mount is off by what a phone holder's tilt gives (synthetic runs: 1-2 deg in
     pitch, 0.5-1.5 in roll); the seating finds the pitch, levelling alone used to run away."""
-    intr = CameraIntrinsics.from_fov(1280, 720, 70.0)
-    true = CameraProfile(intr, CameraMount(1.35, 10.5, -1.0))
-    texture = _texture()
-    steps = (0.0, 0.35, 0.7)
-    frames = [_render(true, s, texture) for s in steps]
-    nominal = CameraMount(1.35, 10.5 + pitch_off_deg, -1.0 + roll_off_deg)
-    bp = burst_profile(frames, list(steps), intr, nominal, chainage_m=100.0)
-    assert bp.profile is not None, bp.reason
+    bp, est, truth = _burst_from(CameraMount(1.35, 10.5 + pitch_off_deg, -1.0 + roll_off_deg))
     assert bp.pitch_deg == pytest.approx(10.5, abs=0.3)
-    u = np.arange(0.0, 3.5001, 0.01)
-    truth = rut_depth(u, _height_m(1.75 - u) * 1000.0).depth_mm
-    est = estimate_rut(bp.profile)
     assert est.depth_mm is not None, est.reason
     assert est.depth_mm == pytest.approx(truth, abs=2.5)
 
