@@ -4,8 +4,16 @@ Each frame is warped through the camera's ground homography into a top view of a
 ahead (x forward, y left, fixed metres per pixel); between consecutive top views the road moves
 toward the camera by the distance travelled, which phase correlation measures in pixels. Working
 in the road plane makes the shift the same over the whole patch (in the image it grows toward the
-bottom), and the scale comes from the camera's mounting height. A wrong nominal height or pitch
-scales the result; clock alignment fits that scale against GPS speed.
+bottom), and the scale comes from the camera's mounting height. A wrong nominal height scales the
+result; clock alignment fits that scale against GPS speed.
+
+A wrong pitch does more: it stretches the top view more the farther ahead, so the shift measured
+at distance X is the true one times ``pitch_gain(X, delta)``. The body pitches with every brake and
+throttle (about a degree), so the speed's error follows the acceleration, which looks like a time
+shift of a few tenths of a second to the clock alignment. Each shift is therefore also measured in
+``bands`` strips across the patch, from far to near; how the strips' shifts change with distance
+gives the pitch error ``delta`` (``solve_pitch``), and the strips divided by their gains give the
+true shift (``PitchCorrection``).
 """
 
 from __future__ import annotations
@@ -28,6 +36,12 @@ class TopViewConfig:
     max_length_m: float = 16.0
     pixels_along: int = 192  # top-view resolution along the road
     min_response: float = 0.08  # phase-correlation peak below this = no reliable measurement
+    bands: int = 4  # strips across the patch, far to near, for the pitch (0: none)
+    min_band_response: float = 0.3  # a strip's peak below this: too little texture that far ahead
+    min_band_shift_m: float = 0.15  # a shorter step tells the strips apart too coarsely for the pitch
+    min_pitch_share: float = 0.5  # fewer moving frames than this with a pitch: the run keeps camera.json's
+    max_pitch_error_deg: float = 5.0  # a pitch error fitted beyond this is a failed fit
+    pitch_window_s: float = 1.0  # centred running median of the pitch error (the body pitches over ~1 s)
 
 
 @dataclass(frozen=True)
@@ -82,14 +96,48 @@ class RoadShift:
     forward_m: float  # road travelled between the two frames (camera moving forward > 0)
     lateral_m: float
     response: float  # phase-correlation peak (0..1)
+    band_x_m: tuple[float, ...] = ()  # each strip's nominal distance ahead of the camera, far to near
+    band_forward_m: tuple[float, ...] = ()  # each strip's forward shift (nominal metres)
+    band_response: tuple[float, ...] = ()
+
+
+def pitch_gain(x_m: np.ndarray, delta_rad: float | np.ndarray, height_m: float) -> np.ndarray:
+    """Nominal over true road shift at nominal distance ``x_m`` ahead when the nominal pitch is
+    ``delta_rad`` more (down) than the true one: sin^2(theta - delta) / sin^2(theta), theta the
+    nominal ray's depression. 1 at delta = 0; below 1, and falling with distance, for delta > 0."""
+    theta = np.arctan2(height_m, np.asarray(x_m, dtype=float))
+    return np.sin(theta - delta_rad) ** 2 / np.sin(theta) ** 2
+
+
+def solve_pitch(x_m: np.ndarray, shift_m: np.ndarray, weight: np.ndarray, height_m: float) -> float:
+    """The pitch error (rad) that best explains strips' shifts ``shift_m`` (> 0) at distances
+    ``x_m``: sqrt(shift) = sqrt(s) (cos delta - cot(theta) sin delta) is linear in
+    (sqrt(s) cos delta, sqrt(s) sin delta), so a weighted straight-line fit of sqrt(shift) against
+    cot(theta) = x / height solves it exactly (NaN with fewer than 3 strips)."""
+    x, s, w = (np.asarray(a, dtype=float) for a in (x_m, shift_m, weight))
+    if len(x) < 3 or np.any(s <= 0) or np.any(w <= 0):
+        return float("nan")
+    a = np.column_stack([np.ones_like(x), -x / height_m]) * np.sqrt(w)[:, None]
+    (alpha, beta), *_ = np.linalg.lstsq(a, np.sqrt(s) * np.sqrt(w), rcond=None)
+    return float(np.arctan2(beta, alpha)) if alpha > 0 else float("nan")
+
+
+def _even_dft_size(n: int) -> int:
+    """The largest even m <= n that the FFT takes as it is (cv2.getOptimalDFTSize(m) == m)."""
+    m = n - n % 2
+    while m > 0 and cv2.getOptimalDFTSize(m) != m:
+        m -= 2
+    return m
 
 
 class RoadMotionMeter:
     """Feeds consecutive grayscale frames; returns the road shift since the previous frame."""
 
-    def __init__(self, view: TopView):
+    def __init__(self, view: TopView, config: TopViewConfig = TopViewConfig()):
         self.view = view
+        self.config = config
         self._window = cv2.createHanningWindow(view.size_px, cv2.CV_32F)
+        self._band_windows: dict[tuple[int, int], np.ndarray] = {}
         self._prev: np.ndarray | None = None
 
     def reset(self) -> None:
@@ -107,4 +155,104 @@ class RoadMotionMeter:
         res = self.view.metres_per_px
         if not (math.isfinite(dx) and math.isfinite(dy)):
             return RoadShift(float("nan"), float("nan"), 0.0)
-        return RoadShift(float(dy) * res, float(-dx) * res, float(response))
+        bands = self._bands(prev, top, dy) if response >= self.config.min_response else ((), (), ())
+        return RoadShift(float(dy) * res, float(-dx) * res, float(response), *bands)
+
+    def _bands(self, prev: np.ndarray, top: np.ndarray, dy: float) -> tuple[tuple[float, ...], ...]:
+        """(distance, forward shift, response) of each strip: the part of the previous top view
+        still in view, cut in ``bands`` strips, each matched against the current top view moved
+        by the whole patch's shift (so that a strip only has to find the small rest; a strip as
+        short as a step could not). Each strip's mean along the road is removed first: lane lines
+        and cracks along it look the same in both frames and would pull the shift to zero.
+        Strips are an even, FFT-friendly number of rows high: OpenCV's peak of an odd-sized
+        phase correlation is half a pixel off."""
+        k = self.config.bands
+        d = round(dy)
+        rows = prev.shape[0] - abs(d)
+        height = _even_dft_size(rows // k) if k >= 3 else 0
+        if height < 16:
+            return (), (), ()
+        res = self.view.metres_per_px
+        p0, c0 = max(-d, 0), max(d, 0)  # first overlapping row in the previous and the current view
+        x, shift, resp = [], [], []
+        for r0 in np.linspace(0, rows - height, k).round().astype(int):
+            a = prev[p0 + r0 : p0 + r0 + height]
+            b = top[c0 + r0 : c0 + r0 + height]
+            a = a - a.mean(axis=0)
+            b = b - b.mean(axis=0)
+            window = self._band_windows.get(a.shape)
+            if window is None:
+                window = self._band_windows[a.shape] = cv2.createHanningWindow(a.shape[::-1], cv2.CV_32F)
+            (_bx, by), r = cv2.phaseCorrelate(a, b, window)
+            centre_row = r0 + height / 2 + abs(d) / 2  # midway between the two frames' strips
+            x.append(self.view.far_m - res * centre_row)
+            shift.append((d + by) * res)
+            resp.append(r)
+        return tuple(x), tuple(shift), tuple(float(r) for r in resp)
+
+
+@dataclass(frozen=True)
+class PitchCorrection:
+    """The run's road shifts with the pitch error taken out (``correct_for_pitch``)."""
+
+    forward_m: np.ndarray  # per shift: true forward shift (NaN where none was measured)
+    pitch_error_deg: np.ndarray  # nominal minus true pitch, smoothed; NaN where not known
+    measured_share: float  # share of the moving shifts whose strips gave a pitch error
+
+
+def _agreeing_bands(shift: RoadShift, config: TopViewConfig) -> tuple[np.ndarray, ...] | None:
+    """(distance, shift, response) of the strips with a clear peak and within a factor of 1.6 of
+    the strips' median shift (far ahead, a low bitrate or a small video leaves too little texture,
+    and a strip locks on to the compression's static pattern); None when the step is too short to
+    tell the strips apart."""
+    if not shift.band_x_m or shift.response < config.min_response:
+        return None
+    x, f, r = (np.array(v, dtype=float) for v in (shift.band_x_m, shift.band_forward_m, shift.band_response))
+    median = float(np.median(f))
+    if median < config.min_band_shift_m:
+        return None
+    ok = (r >= config.min_band_response) & (f > median / 1.6) & (f < median * 1.6)
+    return x[ok], f[ok], r[ok]
+
+
+def correct_for_pitch(
+    shifts: list[RoadShift | None],
+    t_s: np.ndarray,
+    view: TopView,
+    height_m: float,
+    config: TopViewConfig = TopViewConfig(),
+) -> PitchCorrection:
+    """Per shift, the pitch error from its agreeing strips (``solve_pitch``, at least 3), smoothed
+    by a centred running median over ``pitch_window_s`` and filled in between; then the forward
+    shift as the strips' response-weighted mean of shift over gain, or, for steps too short for
+    the strips, the whole patch's shift over the gain at the patch's centre. A run where fewer than
+    ``min_pitch_share`` of the moving shifts give a pitch error keeps camera.json's pitch."""
+    n = len(shifts)
+    t = np.asarray(t_s, dtype=float)
+    bands = [None if s is None else _agreeing_bands(s, config) for s in shifts]
+    raw = np.full(n, np.nan)
+    for i, b in enumerate(bands):
+        if b is not None and len(b[0]) >= 3:
+            raw[i] = solve_pitch(*b, height_m)
+    raw[np.abs(raw) > np.radians(config.max_pitch_error_deg)] = np.nan
+    known = np.isfinite(raw)
+    moving = sum(b is not None for b in bands)
+    share = float(known.sum() / moving) if moving else 0.0
+    delta = np.zeros(n)
+    if share >= config.min_pitch_share:
+        tk, rk = t[known], raw[known]
+        lo = np.searchsorted(tk, t - config.pitch_window_s / 2)
+        hi = np.searchsorted(tk, t + config.pitch_window_s / 2, side="right")
+        smooth = np.array([np.median(rk[a:b]) if b - a >= 3 else np.nan for a, b in zip(lo, hi, strict=True)])
+        filled = np.isfinite(smooth)
+        delta = np.interp(t, t[filled], smooth[filled]) if filled.any() else np.full(n, np.median(rk))
+    centre = (view.near_m + view.far_m) / 2
+    forward = np.full(n, np.nan)
+    for i, (s, b) in enumerate(zip(shifts, bands, strict=True)):
+        if b is not None and len(b[0]):
+            x, f, r = b
+            forward[i] = float(np.sum(r * f / pitch_gain(x, delta[i], height_m)) / np.sum(r))
+        elif s is not None and np.isfinite(s.forward_m):
+            forward[i] = s.forward_m / float(pitch_gain(centre, delta[i], height_m))
+    pitch = np.degrees(delta) if share >= config.min_pitch_share else np.full(n, np.nan)
+    return PitchCorrection(forward, pitch, share)

@@ -8,7 +8,14 @@ import pytest
 
 from pavement.camera import CameraProfile
 from pavement.errors import CalibrationError
-from pavement.road_motion import RoadMotionMeter, top_view
+from pavement.road_motion import (
+    RoadMotionMeter,
+    TopViewConfig,
+    correct_for_pitch,
+    pitch_gain,
+    solve_pitch,
+    top_view,
+)
 from tests.drives import CAMERA_DICT, _road_texture
 
 RES_M = 0.02
@@ -44,3 +51,39 @@ def test_camera_looking_at_the_sky_is_a_calibration_error():
     }  # bottom edge of the image 1.4 deg above level
     with pytest.raises(CalibrationError, match="pitch"):
         top_view(CameraProfile.from_dict(d), 30.0)
+
+
+@pytest.mark.parametrize("delta_deg", [-2.0, 0.0, 0.7, 3.0])
+def test_solve_pitch_recovers_the_pitch_error_from_exact_strip_shifts(delta_deg):
+    x = np.array([8.0, 6.5, 5.0, 3.5])
+    shifts = 0.4 * pitch_gain(x, np.radians(delta_deg), 1.3)
+    assert np.degrees(solve_pitch(x, shifts, np.ones(4), 1.3)) == pytest.approx(delta_deg, abs=1e-9)
+    assert np.all(pitch_gain(x, 0.0, 1.3) == 1.0)
+    assert np.isnan(solve_pitch(x[:2], shifts[:2], np.ones(2), 1.3))  # 2 strips cannot tell
+
+
+def test_the_body_pitch_is_measured_and_taken_out_of_the_speed():
+    """The same road and steps seen with the body pitched 1.5 deg down, level and 1.5 deg up,
+    measured with one camera.json: the whole patch's shift changes by a quarter (it would follow
+    every brake and throttle), the strips give the pitch, and the corrected shifts agree."""
+    intrinsics = {"width_px": 1280, "height_px": 720, "hfov_deg": 70.0}
+    nominal = CameraProfile.from_dict({**CAMERA_DICT, "intrinsics": intrinsics})
+    tex = _road_texture(60.0, RES_M, seed=2)
+    config = TopViewConfig(pitch_window_s=0.5)
+    step_m, n = 0.4, 12
+    whole, corrected_median = [], []
+    for body_pitch_deg in (1.5, 0.0, -1.5):
+        mount = {**CAMERA_DICT["mount"], "pitch_deg": CAMERA_DICT["mount"]["pitch_deg"] + body_pitch_deg}
+        true_cam = CameraProfile.from_dict({**CAMERA_DICT, "intrinsics": intrinsics, "mount": mount})
+        meter = RoadMotionMeter(top_view(nominal, 30.0, config), config)
+        shifts = [meter.push(_frame(true_cam, tex, 5.0 + step_m * i)) for i in range(n)]
+        corrected = correct_for_pitch(shifts, np.arange(n) / 30.0, meter.view, 1.3, config)
+        assert corrected.measured_share == 1.0
+        # camera.json's pitch minus the true one
+        assert np.median(corrected.pitch_error_deg) == pytest.approx(-body_pitch_deg, abs=0.3)
+        whole.append(np.median([s.forward_m for s in shifts[1:]]))
+        corrected_median.append(np.median(corrected.forward_m[1:]))
+        assert np.all(np.abs(corrected.forward_m[1:] / corrected_median[-1] - 1) < 0.03)
+    assert max(whole) / min(whole) > 1.2
+    assert max(corrected_median) / min(corrected_median) < 1.03
+    assert corrected_median[1] == pytest.approx(step_m, rel=0.03)
