@@ -1,12 +1,14 @@
 """Video side of geotagging: the video's timing and the camera's speed over the road.
 
-Decodes with PyAV at reduced resolution (grayscale, at most ``max_width_px`` wide), streaming:
+Decodes with PyAV at reduced resolution (grayscale, the width divided by the smallest whole factor
+that brings it to at most ``max_width_px``), streaming:
 memory does not grow with the video's length.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,7 +20,7 @@ import numpy as np
 
 from pavement.camera import CameraProfile
 from pavement.errors import VideoUnreadable
-from pavement.road_motion import RoadMotionMeter, TopViewConfig, top_view
+from pavement.road_motion import RoadMotionMeter, RoadShift, TopViewConfig, correct_for_pitch, top_view
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +56,8 @@ class VideoMotion:
     valid: np.ndarray  # bool
     response: np.ndarray
     change: np.ndarray  # mean absolute grey-level change since the previous frame, road half of the image
+    pitch_error_deg: np.ndarray | None = None  # camera.json's pitch minus the body's, from the road flow
+    pitch_measured_share: float = 0.0  # share of the moving frames whose strips measured the pitch
 
 
 def _open(path: Path) -> av.container.InputContainer:
@@ -182,20 +186,23 @@ def grey(frame: av.VideoFrame) -> np.ndarray:
 class MotionRecorder:
     """Streaming road-speed measurement: push every decoded frame in order, then ``finish()``.
 
-    Frames are measured in greyscale at most ``max_width_px`` wide. Speed of frame i =
-    shift(i-1 -> i) / (t_i - t_(i-1)); frame 0 takes frame 1's speed."""
+    Frames are measured in greyscale, shrunk by the smallest whole factor that makes them at most
+    ``max_width_px`` wide (1920 -> 960, 1280 -> 640: a whole factor averages whole blocks of
+    pixels, fast and without aliasing). Speed of frame i =
+    shift(i-1 -> i) / (t_i - t_(i-1)), with the body's pitch taken out at the end
+    (``road_motion.correct_for_pitch``); frame 0 takes frame 1's speed."""
 
     def __init__(
         self,
         camera: CameraProfile,
         info: VideoInfo,
-        max_width_px: int = 480,
+        max_width_px: int = 960,
         config: TopViewConfig | None = None,
     ) -> None:
         self.config = config or TopViewConfig()
-        scale = min(1.0, max_width_px / info.width_px)
-        self.w = max(round(info.width_px * scale / 2) * 2, 16)
-        self.h = max(round(info.height_px * scale / 2) * 2, 16)
+        factor = max(1, math.ceil(info.width_px / max_width_px))
+        self.w = max(info.width_px // factor // 2 * 2, 16)
+        self.h = max(info.height_px // factor // 2 * 2, 16)
         cam = (
             CameraProfile(camera.intrinsics.scaled(self.w, self.h), camera.mount, camera.name)
             if (camera.intrinsics.width_px, camera.intrinsics.height_px) != (self.w, self.h)
@@ -212,16 +219,16 @@ class MotionRecorder:
                 info.width_px,
                 info.height_px,
             )
-        self._meter = RoadMotionMeter(top_view(cam, info.fps, self.config))
+        self._meter = RoadMotionMeter(top_view(cam, info.fps, self.config), self.config)
+        self._height_m = cam.mount.height_m
         self._times: list[float] = []
-        self._shifts: list[float] = []
-        self._responses: list[float] = []
+        self._shifts: list[RoadShift | None] = []
         self._changes: list[float] = []
         self._prev_low: np.ndarray | None = None
 
     def push(self, frame: av.VideoFrame, t_s: float) -> float | None:
-        """Measure one frame; returns the road travelled since the previous frame (m), or None
-        where the flow found no reliable match."""
+        """Measure one frame; returns the road travelled since the previous frame (m, at the
+        nominal pitch), or None where the flow found no reliable match."""
         gray = self._gray(frame)
         shift = self._meter.push(gray)
         # Image change: zero while standing, growing with speed even on asphalt too smooth to
@@ -230,8 +237,7 @@ class MotionRecorder:
         prev, self._prev_low = self._prev_low, low
         self._changes.append(np.nan if prev is None else float(np.mean(np.abs(low - prev))))
         self._times.append(t_s)
-        self._shifts.append(np.nan if shift is None else shift.forward_m)
-        self._responses.append(0.0 if shift is None else shift.response)
+        self._shifts.append(shift)
         if shift is None:
             return None
         if abs(shift.forward_m) < STANDING_SHIFT_M:
@@ -249,27 +255,40 @@ class MotionRecorder:
             raise VideoUnreadable(f"{len(self._times)} decodable frame(s); at least 2 are needed")
         t = np.array(self._times)
         order = np.argsort(t, kind="stable")
-        t, d, r = t[order], np.array(self._shifts)[order], np.array(self._responses)[order]
+        t = t[order]
+        shifts = [self._shifts[i] for i in order]
+        nominal = np.array([np.nan if s is None else s.forward_m for s in shifts])
+        r = np.array([0.0 if s is None else s.response for s in shifts])
+        corrected = correct_for_pitch(shifts, t, self._meter.view, self._height_m, self.config)
         change = np.array(self._changes)[order]
         change[0] = change[1]
         dt = np.diff(t, prepend=np.nan)
         with np.errstate(invalid="ignore", divide="ignore"):
-            speed = d / dt
+            speed = corrected.forward_m / dt
         valid = np.isfinite(speed) & (r >= self.config.min_response) & (speed > -1.0)
         # a static scene has no peak: tiny shifts with low response still mean "standing"
-        standing = np.isfinite(d) & (np.abs(d) < STANDING_SHIFT_M)
+        standing = np.isfinite(nominal) & (np.abs(nominal) < STANDING_SHIFT_M)
         valid |= standing
         speed = np.where(standing, 0.0, speed)
         speed[0], valid[0] = speed[1], valid[1]
         t = t - t[0]
         t_mid = t - np.concatenate([[0.0], np.diff(t) / 2])
-        return VideoMotion(t, t_mid, np.where(valid, np.maximum(speed, 0.0), np.nan), valid, r, change)
+        return VideoMotion(
+            t,
+            t_mid,
+            np.where(valid, np.maximum(speed, 0.0), np.nan),
+            valid,
+            r,
+            change,
+            corrected.pitch_error_deg,
+            corrected.measured_share,
+        )
 
 
 def measure_video_motion(
     path: Path,
     camera: CameraProfile,
-    max_width_px: int = 480,
+    max_width_px: int = 960,
     on_progress: ProgressCallback | None = None,
     config: TopViewConfig | None = None,
 ) -> VideoMotion:

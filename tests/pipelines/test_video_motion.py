@@ -47,3 +47,27 @@ def test_iter_frames_gives_grey_or_colour(synth_run):
     ((j, grey_image),) = list(iter_frames(video, {5}, grey_only=True))
     assert i == j == 5 and colour.ndim == 3 and grey_image.ndim == 2
     assert np.abs(cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY).astype(int) - grey_image).mean() < 2.0
+
+
+@pytest.mark.parametrize(
+    ("size", "measured"),
+    [
+        ((1920, 1080), (960, 540)),
+        ((1280, 720), (640, 360)),
+        ((3840, 2160), (960, 540)),
+        ((640, 360), (640, 360)),
+    ],
+)
+def test_the_flow_shrinks_the_video_by_a_whole_factor(size, measured):
+    """A whole factor averages whole blocks of pixels: fast, and no aliasing of the road texture
+    the pitch is measured from."""
+    from pavement.camera import CameraProfile
+    from pipelines.video_motion import MotionRecorder, VideoInfo
+    from tests.drives import CAMERA_DICT
+
+    camera = CameraProfile.from_dict(
+        {**CAMERA_DICT, "intrinsics": {"width_px": size[0], "height_px": size[1], "hfov_deg": 70.0}}
+    )
+    info = VideoInfo("video.mp4", size[0], size[1], 30.0, 300, 10.0, None)
+    recorder = MotionRecorder(camera, info)
+    assert (recorder.w, recorder.h) == measured
