@@ -107,7 +107,7 @@ class GeotagConfig:
     camera_path: Path | None = None  # default: camera.json (needed for the video speed)
     clock_offset_s: float | None = None  # user-given offset; overrides the estimate
     plane_epsg: int | None = None  # default: the plane rectangular zone of the track's location
-    max_video_width_px: int = 480  # decode the video this small for the road-speed pass
+    max_video_width_px: int = 960  # shrink the video to at most this for the road-speed pass
     fuse_video_speed: bool = True  # smooth the track with the video's speed as well as the GPS
     min_flow_correlation: float = 0.9  # video/GPS speed correlation needed to trust the road-plane flow
     track: TrackConfig = field(default_factory=TrackConfig)
@@ -139,6 +139,12 @@ def _find(run_dir: Path, names: tuple[str, ...], patterns: tuple[str, ...] = ())
         if found:
             return found[0]
     return None
+
+
+def _median_or_none(values: np.ndarray | None) -> float | None:
+    if values is None or not np.isfinite(values).any():
+        return None
+    return round(float(np.nanmedian(values)), 2)
 
 
 def _iso(t: float) -> str:
@@ -413,6 +419,10 @@ def run_geotag(
         "clock": {
             "source": str(clock.source),
             "video_speed_scale": round(clock.speed_scale, 4),
+            # camera.json's pitch minus the body's, measured by the road flow's strips (median over
+            # the run; None where too few frames showed texture far enough ahead)
+            "video_pitch_error_deg": _median_or_none(None if motion is None else motion.pitch_error_deg),
+            "video_pitch_measured_share": None if motion is None else round(motion.pitch_measured_share, 3),
             "correlation": None if clock.correlation is None else round(clock.correlation, 4),
             "reliable": clock.reliable,
             "n_fixes_compared": clock.n_samples,
