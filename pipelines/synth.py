@@ -83,6 +83,9 @@ class SynthConfig:
     # independent fixes). See pavement.synthetic.sensors.
     gps_error_m: float | None = None
     gps_correlation_s: float = 20.0
+    # False: everything but video.mp4 (the logs and truth of a video rendered before with the
+    # same seed and video settings; the sensors' random streams do not touch the picture's).
+    render: bool = True
 
     def __post_init__(self) -> None:
         if not (
@@ -270,43 +273,47 @@ def run_synth(
     }
     _write_json(out_dir / "truth.json", _jsonable(truth))
 
-    render0 = time.perf_counter()
+    render_s, n_depth = 0.0, 0
     render_intrinsics = rendered_intrinsics(intrinsics, config.render_scale)
-    renderer = Renderer(scene, render_intrinsics)
-    drift = _exposure_drift(rng_camera)
+    if config.render:
+        render0 = time.perf_counter()
+        renderer = Renderer(scene, render_intrinsics)
+        drift = _exposure_drift(rng_camera)
 
-    def pose(k: int) -> CameraPose:
-        mount = CameraMount(
-            true_mount.height_m + float(heave[k]),
-            float(pitch[k]),
-            float(roll[k]),
-            true_mount.yaw_deg,
-            true_mount.lateral_m,
+        def pose(k: int) -> CameraPose:
+            mount = CameraMount(
+                true_mount.height_m + float(heave[k]),
+                float(pitch[k]),
+                float(roll[k]),
+                true_mount.yaw_deg,
+                true_mount.lateral_m,
+            )
+            return CameraPose(float(s_f[k]), float(t_f[k]), float(heading_f[k]), mount)
+
+        exposure = 1.0
+        for _ in range(3):  # the camera has settled before recording starts
+            luma = renderer.render(pose(0), exposure).mean_luma
+            exposure *= (_TARGET_LUMA / max(luma, 0.02)) ** 1.6
+        rate = min(1.0, 0.25 * 30.0 / config.fps)
+        _clear_depth(out_dir / "depth")  # maps of an earlier run into the same folder would not match
+        depth = (
+            _DepthWriter(out_dir / "depth", scene, intrinsics, rng_depth)
+            if config.depth_every_m > 0
+            else None
         )
-        return CameraPose(float(s_f[k]), float(t_f[k]), float(heading_f[k]), mount)
-
-    exposure = 1.0
-    for _ in range(3):  # the camera has settled before recording starts
-        luma = renderer.render(pose(0), exposure).mean_luma
-        exposure *= (_TARGET_LUMA / max(luma, 0.02)) ** 1.6
-    rate = min(1.0, 0.25 * 30.0 / config.fps)
-    _clear_depth(out_dir / "depth")  # maps of an earlier run into the same folder would not match
-    depth = (
-        _DepthWriter(out_dir / "depth", scene, intrinsics, rng_depth) if config.depth_every_m > 0 else None
-    )
-    depth_frames = set(depth_frame_indices(s_f, config.depth_every_m)) if depth is not None else set()
-    with _VideoWriter(out_dir / "video.mp4", config, _iso(creation_unix, 6)) as video:
-        for k in range(n_frames):
-            frame = renderer.render(pose(k), exposure * drift(t_frames[k]))
-            video.write(_to_video_size(frame.image_rgb, intrinsics))
-            if k in depth_frames:
-                depth.write(k, float(t_frames[k]), pose(k))
-            # Auto-exposure follows the scene's brightness with a lag (entering shade, sky).
-            exposure *= float(np.clip((_TARGET_LUMA / max(frame.mean_luma, 0.02)) ** rate, 0.93, 1.07))
-            if progress is not None:
-                progress(k + 1, n_frames)
-    render_s = time.perf_counter() - render0
-    n_depth = depth.close() if depth is not None else 0
+        depth_frames = set(depth_frame_indices(s_f, config.depth_every_m)) if depth is not None else set()
+        with _VideoWriter(out_dir / "video.mp4", config, _iso(creation_unix, 6)) as video:
+            for k in range(n_frames):
+                frame = renderer.render(pose(k), exposure * drift(t_frames[k]))
+                video.write(_to_video_size(frame.image_rgb, intrinsics))
+                if k in depth_frames:
+                    depth.write(k, float(t_frames[k]), pose(k))
+                # Auto-exposure follows the scene's brightness with a lag (entering shade, sky).
+                exposure *= float(np.clip((_TARGET_LUMA / max(frame.mean_luma, 0.02)) ** rate, 0.93, 1.07))
+                if progress is not None:
+                    progress(k + 1, n_frames)
+        render_s = time.perf_counter() - render0
+        n_depth = depth.close() if depth is not None else 0
 
     wall_s = time.perf_counter() - wall0
     report = {

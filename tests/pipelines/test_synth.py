@@ -178,3 +178,26 @@ def test_render_scale_upscales_to_the_video_size_and_leaves_truth_alone(tmp_path
     for k in (0, len(full) - 1):
         a, b = (cv2.resize(f[k], (40, 22), interpolation=cv2.INTER_AREA).astype(float) for f in (full, half))
         assert np.abs(a - b).mean() < 6.0
+
+
+def test_without_render_the_logs_and_truth_match_a_rendered_run_and_only_gps_noise_changes(tmp_path):
+    """``render=False`` writes the logs and truth of the video a rendered run of the same seed has
+    (eval/geotag.py renders a seed once for several GPS error models); a different GPS error model
+    changes gps.csv and nothing else."""
+    from dataclasses import replace
+
+    from pipelines.synth import run_synth
+
+    config = SynthConfig(length_m=20, seed=3, fps=2, width_px=320, height_px=180)
+    rendered = run_synth(tmp_path / "rendered", config).out_dir
+    logs = run_synth(tmp_path / "logs", replace(config, render=False)).out_dir
+    other_gps = run_synth(tmp_path / "gps", replace(config, render=False, gps_correlation_s=0.0)).out_dir
+    assert (rendered / "video.mp4").is_file()
+    assert not (logs / "video.mp4").exists()
+    for name in ("truth.json", "camera.json", "gps.csv", "accel.csv", "route.geojson"):
+        assert (logs / name).read_text() == (rendered / name).read_text(), name
+    assert (other_gps / "gps.csv").read_text() != (logs / "gps.csv").read_text()
+    for name in ("camera.json", "accel.csv", "route.geojson"):
+        assert (other_gps / name).read_text() == (logs / name).read_text(), name
+    truth = json.loads((other_gps / "truth.json").read_text())
+    assert truth["frames"] == json.loads((logs / "truth.json").read_text())["frames"]
