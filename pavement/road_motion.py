@@ -243,7 +243,12 @@ def correct_for_pitch(
         tk, rk = t[known], raw[known]
         lo = np.searchsorted(tk, t - config.pitch_window_s / 2)
         hi = np.searchsorted(tk, t + config.pitch_window_s / 2, side="right")
-        smooth = np.array([np.median(rk[a:b]) if b - a >= 3 else np.nan for a, b in zip(lo, hi, strict=True)])
+        # a median of a few frames (a stretch's end, slowing for a stop) is noise: at least a third
+        # of the window's frames must have measured
+        need = max(3, round(config.pitch_window_s / float(np.median(np.diff(t))) / 3)) if n > 1 else 3
+        smooth = np.full(n, np.nan)
+        for i in np.flatnonzero(hi - lo >= need):
+            smooth[i] = np.median(rk[lo[i] : hi[i]])
         filled = np.isfinite(smooth)
         delta = np.interp(t, t[filled], smooth[filled]) if filled.any() else np.full(n, np.median(rk))
     centre = (view.near_m + view.far_m) / 2
