@@ -1,7 +1,8 @@
 """Evaluate geotagging on synthetic runs against their truth.json.
 
-For each seed: ``pavement synth`` writes a run (small video, GPS with noise, outliers and a clock
-offset), ``run_geotag`` places its frames, and three figures are compared with the truth:
+For each seed: ``pavement synth`` writes a run (a phone's video: 1280x720, 30 fps, about 6 Mbit/s;
+GPS with noise, outliers and a clock offset), ``run_geotag`` places its frames, and three figures
+are compared with the truth:
 
 - clock offset error (s): estimated ``clock_offset_s`` minus truth ``clock_offset_s``;
 - planned frames in the correct 100 m segment (%): the segment holding each planned frame
@@ -17,11 +18,19 @@ included, the median ignores them) and the median along-track error of the plann
 correlated over 20 s, as real phone GPS is) a run of a minute shares one along-track bias of a few
 metres that no smoothing can remove; ``--gps-correlation-s 0`` gives independent fixes.
 
-Usage (seeds not used while developing: 101-105)::
+The video matters: below about 720p, or at a low bitrate, the road-plane flow cannot see the
+texture a few metres ahead, the clock falls back to the stops, and the pitch of the body under
+braking is not measured. (Sessions up to 2026-12-05 evaluated 320x180 videos at 10 fps.)
 
-    python eval/geotag.py --seeds 101 102 103 104 105 --length-m 600 --size 320x180 --fps 10
+Usage (seeds not used while developing: 106-110; 101-103 and the rut evaluation's 611-613 and
+631-633 were used to develop the pitch-corrected flow)::
 
-Writes eval/results/geotag.json and eval/results/geotag.md.
+    python eval/geotag.py --seeds 106 107 108 109 110 --work work/eval_geotag_720
+    python eval/geotag.py --seeds 106 107 108 109 110 --work work/eval_geotag_720 \
+        --gps-error-m 5 --gps-correlation-s 0 --out eval/results/geotag_independent_fixes
+
+Each seed's video is rendered once (about 7 minutes for 300 m on 2 cores) and shared by both GPS
+models. Writes eval/results/geotag.json and eval/results/geotag.md.
 """
 
 from __future__ import annotations
@@ -29,8 +38,10 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 import time
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -157,6 +168,14 @@ def evaluate_run(run_dir: Path, out_dir: Path) -> dict:
         "segment_keys_extra": sorted(str(k) for k in set(got_keys) - set(truth_keys)),
         "video_speed_fused": not any("optical flow did not match" in w for w in report["warnings"]),
         "gps_error_rms_m": truth["run"]["gps_error_rms_m"],
+        # camera.json's pitch minus the true mount's (the body's pitch varies around it), and the
+        # flow's median measurement of it
+        "pitch_error_true_deg": round(
+            float(json.loads((run_dir / "camera.json").read_text(encoding="utf-8"))["mount"]["pitch_deg"])
+            - float(truth["camera"]["mount"]["pitch_deg"]),
+            2,
+        ),
+        "pitch_error_flow_deg": report["clock"].get("video_pitch_error_deg"),
         "gps_along_track_bias_m": round(gps_along_track_bias_m(run_dir, truth), 2),
         "frames_along_track_error_m": round(float(np.median(along_errors)), 2) if along_errors else None,
         "wrong_frame_examples": wrong_examples,
@@ -164,12 +183,43 @@ def evaluate_run(run_dir: Path, out_dir: Path) -> dict:
     }
 
 
+def make_run(run_dir: Path, seed: int, args: argparse.Namespace) -> None:
+    """The seed's run with the GPS error model of ``args``. The video is rendered once per seed
+    and video setting into ``seed<N>_<size>_<fps>fps_crf<crf>_video/`` and linked into each GPS
+    variant (the generator's GPS noise has a random stream of its own, so the picture is the
+    same); the variant itself gets only the logs and truth."""
+    from pipelines.synth import SynthConfig, run_synth  # the project's generator (issue 2)
+
+    width, height = (int(v) for v in args.size.split("x"))
+    config = SynthConfig(
+        length_m=args.length_m,
+        seed=seed,
+        fps=args.fps,
+        width_px=width,
+        height_px=height,
+        gps_error_m=args.gps_error_m,
+        gps_correlation_s=args.gps_correlation_s,
+        crf=args.crf,
+    )
+    video_dir = args.work / f"seed{seed}_{args.size}_{args.fps:g}fps_crf{args.crf}_{args.length_m:g}m_video"
+    if not (video_dir / "synth_report.json").is_file():
+        run_synth(video_dir, config)
+    run_synth(run_dir, replace(config, render=False))
+    (run_dir / "video.mp4").unlink(missing_ok=True)
+    os.link(video_dir / "video.mp4", run_dir / "video.mp4")
+
+
+def _signed(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.2f}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, nargs="+", default=[101, 102, 103, 104, 105])
-    ap.add_argument("--length-m", type=float, default=600.0)
-    ap.add_argument("--size", default="320x180")
-    ap.add_argument("--fps", type=float, default=10.0)
+    ap.add_argument("--length-m", type=float, default=300.0)
+    ap.add_argument("--size", default="1280x720", help="video size (a phone records 1280x720 or more)")
+    ap.add_argument("--fps", type=float, default=30.0)
+    ap.add_argument("--crf", type=int, default=18, help="x264 quality (18: about a phone's 6 Mbit/s at 720p)")
     ap.add_argument("--gps-error-m", type=float, default=None, help="m rms per axis (default: 3-5 per seed)")
     ap.add_argument("--gps-correlation-s", type=float, default=20.0, help="0: independent fixes")
     ap.add_argument("--work", type=Path, default=ROOT / "work" / "eval_geotag")
@@ -182,21 +232,7 @@ def main() -> None:
             noise += f"_corr{args.gps_correlation_s:g}s"
         run_dir = args.work / f"seed{seed}{noise}"
         if not (run_dir / "truth.json").is_file():
-            from pipelines.synth import SynthConfig, run_synth  # the project's generator (issue 2)
-
-            width, height = (int(v) for v in args.size.split("x"))
-            run_synth(
-                run_dir,
-                SynthConfig(
-                    length_m=args.length_m,
-                    seed=seed,
-                    fps=args.fps,
-                    width_px=width,
-                    height_px=height,
-                    gps_error_m=args.gps_error_m,
-                    gps_correlation_s=args.gps_correlation_s,
-                ),
-            )
+            make_run(run_dir, seed, args)
         runs.append(evaluate_run(run_dir, run_dir / "geotag"))
         print(json.dumps(runs[-1], ensure_ascii=False))
     errors = [abs(r["clock_offset_error_s"]) for r in runs]
@@ -205,7 +241,7 @@ def main() -> None:
     summary = {
         "command": "python eval/geotag.py " + " ".join(sys.argv[1:]),
         "generator": f"pavement synth --length-m {args.length_m:g} --size {args.size} --fps {args.fps:g}"
-        + gps_options,
+        f" --crf {args.crf}" + gps_options,
         "seeds": args.seeds,
         "clock_offset_abs_error_s_max": round(max(errors), 4),
         "clock_offset_abs_error_s_mean": round(sum(errors) / len(errors), 4),
@@ -231,9 +267,9 @@ def main() -> None:
         f"Command: `{summary['command']}`; runs made by `{summary['generator']}` (seeds {args.seeds}).",
         "",
         "| seed | clock offset true (s) | estimated (s) | error (s) | +- (s) | frames | in correct segment |"
-        " keys equal | partial flags equal | video speed fused | GPS rms (m) | GPS along-track bias (m) |"
-        " frames' along-track error (m) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        " keys equal | partial flags equal | video speed fused | pitch error true / flow (deg) |"
+        " GPS rms (m) | GPS along-track bias (m) | frames' along-track error (m) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for seed, r in zip(args.seeds, runs, strict=True):
         lines.append(
@@ -241,6 +277,7 @@ def main() -> None:
             f"{r['clock_offset_error_s']:+.3f} | {r['clock_offset_uncertainty_s']:.3f} | "
             f"{r['planned_frames']} | {r['frames_in_correct_segment_pct']:.2f} % | "
             f"{r['segment_keys_equal']} | {r['partial_flags_equal']} | {r['video_speed_fused']} | "
+            f"{r['pitch_error_true_deg']:+.2f} / {_signed(r['pitch_error_flow_deg'])} | "
             f"{r['gps_error_rms_m']:.2f} | "
             f"{r['gps_along_track_bias_m']:+.2f} | {r['frames_along_track_error_m']:+.2f} |"
         )
@@ -255,7 +292,10 @@ def main() -> None:
         "frames. Where the two agree the placement follows the GPS's own bias, which no smoothing removes; "
         "the rest is mostly the clock error times the speed. Video speed fused: the road-plane optical flow "
         "matched the GPS speed, so the clock was aligned on it and the track smoothed with it; otherwise "
-        "the clock was aligned on the video's stops and starts and positions rest on GPS alone.",
+        "the clock was aligned on the video's stops and starts and positions rest on GPS alone. Pitch "
+        "error: camera.json's pitch minus the true mount's, and the road-plane flow's measurement of it "
+        "(median over the run; the flow takes the body's pitch out of the speed; - where too few frames "
+        "showed texture far enough ahead).",
         "",
     ]
     args.out.with_suffix(".md").write_text("\n".join(lines), encoding="utf-8")
