@@ -19,6 +19,7 @@ true shift (``PitchCorrection``).
 from __future__ import annotations
 
 import math
+from array import array
 from dataclasses import dataclass
 
 import cv2
@@ -200,14 +201,46 @@ class PitchCorrection:
     measured_share: float  # share of the moving shifts whose strips gave a pitch error
 
 
-def _agreeing_bands(shift: RoadShift, config: TopViewConfig) -> tuple[np.ndarray, ...] | None:
-    """(distance, shift, response) of the strips with a clear peak and within a factor of 1.6 of
-    the strips' median shift (far ahead, a low bitrate or a small video leaves too little texture,
-    and a strip locks on to the compression's static pattern); None when the step is too short to
-    tell the strips apart."""
-    if not shift.band_x_m or shift.response < config.min_response:
+class ShiftLog:
+    """A run's road shifts, compact (15 doubles a frame with 4 strips, where a list of RoadShift
+    took 450 bytes: 45 MB an hour of 30 fps video): push in order, read as arrays."""
+
+    def __init__(self, bands: int) -> None:
+        self.bands = bands
+        self._whole = array("d")  # forward_m, response per shift
+        self._strips = array("d")  # (distance, forward, response) per strip, NaN without strips
+
+    def __len__(self) -> int:
+        return len(self._whole) // 2
+
+    def append(self, shift: RoadShift | None) -> None:
+        self._whole.extend((math.nan, 0.0) if shift is None else (shift.forward_m, shift.response))
+        strips = [math.nan] * (3 * self.bands)
+        if shift is not None and len(shift.band_x_m) == self.bands:
+            strips[0::3], strips[1::3], strips[2::3] = (
+                shift.band_x_m,
+                shift.band_forward_m,
+                shift.band_response,
+            )
+        self._strips.extend(strips)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(forward_m (n,), response (n,), strips (n, bands, 3): distance, forward, response)."""
+        whole = np.frombuffer(self._whole, dtype=float).reshape(-1, 2)
+        strips = np.frombuffer(self._strips, dtype=float).reshape(len(self), self.bands, 3)
+        return whole[:, 0].copy(), whole[:, 1].copy(), strips.copy()
+
+
+def _agreeing_strips(
+    response: float, strips: np.ndarray, config: TopViewConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(distance, shift, response) of the strips (rows of ``strips``) with a clear peak and within
+    a factor of 1.6 of the strips' median shift (far ahead, a low bitrate or a small video leaves
+    too little texture, and a strip locks on to the compression's static pattern); None without
+    strips or when the step is too short to tell them apart."""
+    if not len(strips) or response < config.min_response or not np.isfinite(strips).all():
         return None
-    x, f, r = (np.array(v, dtype=float) for v in (shift.band_x_m, shift.band_forward_m, shift.band_response))
+    x, f, r = strips.T
     median = float(np.median(f))
     if median < config.min_band_shift_m:
         return None
@@ -216,7 +249,9 @@ def _agreeing_bands(shift: RoadShift, config: TopViewConfig) -> tuple[np.ndarray
 
 
 def correct_for_pitch(
-    shifts: list[RoadShift | None],
+    forward_m: np.ndarray,
+    response: np.ndarray,
+    strips: np.ndarray,
     t_s: np.ndarray,
     view: TopView,
     height_m: float,
@@ -226,10 +261,12 @@ def correct_for_pitch(
     by a centred running median over ``pitch_window_s`` and filled in between; then the forward
     shift as the strips' response-weighted mean of shift over gain, or, for steps too short for
     the strips, the whole patch's shift over the gain at the patch's centre. A run where fewer than
-    ``min_pitch_share`` of the moving shifts give a pitch error keeps camera.json's pitch."""
-    n = len(shifts)
+    ``min_pitch_share`` of the moving shifts give a pitch error keeps camera.json's pitch.
+    Inputs as ``ShiftLog.arrays`` gives them, in time order ``t_s`` (n,)."""
+    whole = np.asarray(forward_m, dtype=float)
+    n = len(whole)
     t = np.asarray(t_s, dtype=float)
-    bands = [None if s is None else _agreeing_bands(s, config) for s in shifts]
+    bands = [_agreeing_strips(response[i], strips[i], config) for i in range(n)]
     raw = np.full(n, np.nan)
     for i, b in enumerate(bands):
         if b is not None and len(b[0]) >= 3:
@@ -253,11 +290,11 @@ def correct_for_pitch(
         delta = np.interp(t, t[filled], smooth[filled]) if filled.any() else np.full(n, np.median(rk))
     centre = (view.near_m + view.far_m) / 2
     forward = np.full(n, np.nan)
-    for i, (s, b) in enumerate(zip(shifts, bands, strict=True)):
+    for i, b in enumerate(bands):
         if b is not None and len(b[0]):
             x, f, r = b
             forward[i] = float(np.sum(r * f / pitch_gain(x, delta[i], height_m)) / np.sum(r))
-        elif s is not None and np.isfinite(s.forward_m):
-            forward[i] = s.forward_m / float(pitch_gain(centre, delta[i], height_m))
+        elif np.isfinite(whole[i]):
+            forward[i] = whole[i] / float(pitch_gain(centre, delta[i], height_m))
     pitch = np.degrees(delta) if share >= config.min_pitch_share else np.full(n, np.nan)
     return PitchCorrection(forward, pitch, share)

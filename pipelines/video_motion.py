@@ -20,7 +20,7 @@ import numpy as np
 
 from pavement.camera import CameraProfile
 from pavement.errors import VideoUnreadable
-from pavement.road_motion import RoadMotionMeter, RoadShift, TopViewConfig, correct_for_pitch, top_view
+from pavement.road_motion import RoadMotionMeter, ShiftLog, TopViewConfig, correct_for_pitch, top_view
 
 logger = logging.getLogger(__name__)
 
@@ -222,7 +222,7 @@ class MotionRecorder:
         self._meter = RoadMotionMeter(top_view(cam, info.fps, self.config), self.config)
         self._height_m = cam.mount.height_m
         self._times: list[float] = []
-        self._shifts: list[RoadShift | None] = []
+        self._shifts = ShiftLog(self.config.bands)
         self._changes: list[float] = []
         self._prev_low: np.ndarray | None = None
 
@@ -256,10 +256,8 @@ class MotionRecorder:
         t = np.array(self._times)
         order = np.argsort(t, kind="stable")
         t = t[order]
-        shifts = [self._shifts[i] for i in order]
-        nominal = np.array([np.nan if s is None else s.forward_m for s in shifts])
-        r = np.array([0.0 if s is None else s.response for s in shifts])
-        corrected = correct_for_pitch(shifts, t, self._meter.view, self._height_m, self.config)
+        nominal, r, strips = (a[order] for a in self._shifts.arrays())
+        corrected = correct_for_pitch(nominal, r, strips, t, self._meter.view, self._height_m, self.config)
         change = np.array(self._changes)[order]
         change[0] = change[1]
         dt = np.diff(t, prepend=np.nan)

@@ -10,6 +10,7 @@ from pavement.camera import CameraProfile
 from pavement.errors import CalibrationError
 from pavement.road_motion import (
     RoadMotionMeter,
+    ShiftLog,
     TopViewConfig,
     correct_for_pitch,
     pitch_gain,
@@ -77,7 +78,10 @@ def test_the_body_pitch_is_measured_and_taken_out_of_the_speed():
         true_cam = CameraProfile.from_dict({**CAMERA_DICT, "intrinsics": intrinsics, "mount": mount})
         meter = RoadMotionMeter(top_view(nominal, 30.0, config), config)
         shifts = [meter.push(_frame(true_cam, tex, 5.0 + step_m * i)) for i in range(n)]
-        corrected = correct_for_pitch(shifts, np.arange(n) / 30.0, meter.view, 1.3, config)
+        log = ShiftLog(config.bands)
+        for shift in shifts:
+            log.append(shift)
+        corrected = correct_for_pitch(*log.arrays(), np.arange(n) / 30.0, meter.view, 1.3, config)
         assert corrected.measured_share == 1.0
         # camera.json's pitch minus the true one
         assert np.median(corrected.pitch_error_deg) == pytest.approx(-body_pitch_deg, abs=0.3)
