@@ -13,7 +13,7 @@ throttle (about a degree), so the speed's error follows the acceleration, which 
 shift of a few tenths of a second to the clock alignment. Each shift is therefore also measured in
 ``bands`` strips across the patch, from far to near; how the strips' shifts change with distance
 gives the pitch error ``delta`` (``solve_pitch``), and the strips divided by their gains give the
-true shift (``PitchCorrection``).
+true shift (``correct_for_pitch``).
 """
 
 from __future__ import annotations
@@ -203,7 +203,7 @@ class PitchCorrection:
 
 class ShiftLog:
     """A run's road shifts, compact (15 doubles a frame with 4 strips, where a list of RoadShift
-    took 450 bytes: 45 MB an hour of 30 fps video): push in order, read as arrays."""
+    took 450 bytes: 45 MB an hour of 30 fps video): append in order, read as arrays."""
 
     def __init__(self, bands: int) -> None:
         self.bands = bands
