@@ -63,7 +63,7 @@ def _smoothed(t: np.ndarray, v: np.ndarray, window_s: float) -> np.ndarray:
     the median of a steady ramp is its middle, so the ramp stays where it is in time."""
     if len(t) < 2:
         return v
-    size = max(1, round(window_s / float(np.median(np.diff(t)))) | 1)
+    size = max(1, round(window_s / max(float(np.median(np.diff(t))), 1e-3)) | 1)
     return median_filter(v, size=size, mode="nearest")
 
 

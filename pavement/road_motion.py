@@ -282,7 +282,8 @@ def correct_for_pitch(
         hi = np.searchsorted(tk, t + config.pitch_window_s / 2, side="right")
         # a median of a few frames (a stretch's end, slowing for a stop) is noise: at least a third
         # of the window's frames must have measured
-        need = max(3, round(config.pitch_window_s / float(np.median(np.diff(t))) / 3)) if n > 1 else 3
+        step = max(float(np.median(np.diff(t))), 1e-3) if n > 1 else 1.0
+        need = max(3, round(config.pitch_window_s / step / 3))
         smooth = np.full(n, np.nan)
         for i in np.flatnonzero(hi - lo >= need):
             smooth[i] = np.median(rk[lo[i] : hi[i]])
