@@ -30,7 +30,7 @@ import numpy as np
 from pavement.diagnosis import GENERAL_ROAD
 from pavement.frame_plan import FramePlanConfig
 from pavement.vanishing_point import VanishingConfig
-from pipelines.cracks import CrackConfig, run_cracks
+from pipelines.cracks import CrackConfig, CrackMaskFn, run_cracks
 from pipelines.synth import SynthConfig, run_synth
 
 REPO = Path(__file__).resolve().parents[1]
@@ -69,12 +69,17 @@ def render(
 
 
 def score_run(
-    run_dir: Path, out_dir: Path, spacing_m: float, config: CrackConfig | None = None
+    run_dir: Path,
+    out_dir: Path,
+    spacing_m: float,
+    config: CrackConfig | None = None,
+    segmenter: CrackMaskFn | None = None,
 ) -> list[dict]:
-    """One row per segment of the run, estimate beside truth, at frame spacing ``spacing_m``."""
+    """One row per segment of the run, estimate beside truth, at frame spacing ``spacing_m``
+    (``segmenter``: the top view's crack segmenter; default the stage's classical one)."""
     config = config or CrackConfig()
     config = replace(config, geotag=replace(config.geotag, plan=FramePlanConfig(spacing_m=spacing_m)))
-    result = run_cracks(run_dir, out_dir, config)
+    result = run_cracks(run_dir, out_dir, config, segmenter)
     truth_json = json.loads((run_dir / "truth.json").read_text(encoding="utf-8"))
     truth = {(t["kp_km"], t["offset_m"]): t for t in truth_json["segments"]}
     mount = json.loads(result.report_json.read_text(encoding="utf-8"))["camera_mount"]

@@ -130,6 +130,19 @@ def test_segment_cracks_writes_one_mask_per_image(tmp_path):
     assert set(np.unique(a)) <= {0, 255} and a[55:75].max() == 255
 
 
+def test_segment_cracks_classical_option(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    img = np.full((120, 160, 3), 120, np.uint8)
+    cv2.line(img, (10, 60), (150, 70), (30, 30, 30), 2)
+    cv2.imwrite(str(images / "a.png"), img)
+    done = pavement_cli("segment-cracks", str(images), "--out", str(tmp_path / "m"), "--classical")
+    assert done.returncode == 0, done.stderr
+    assert cv2.imread(str(tmp_path / "m" / "a.png"), cv2.IMREAD_UNCHANGED)[55:75].max() == 255
+    missing = pavement_cli("segment-cracks", str(images), "--model", str(tmp_path / "none.onnx"))
+    assert missing.returncode == 1 and "ModelError" in missing.stderr
+
+
 def test_segment_cracks_needs_images(tmp_path):
     with pytest.raises(InputError):
         run_segment_cracks(tmp_path, tmp_path / "masks")
