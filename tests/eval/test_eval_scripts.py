@@ -2,12 +2,14 @@
 slow and kept out of the test suite, but its functions run here on tiny inputs."""
 
 import shutil
+from functools import partial
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from pavement.crack_segmentation import segment_cracks
 from pipelines.detect import DEFAULT_MODEL, DetectorConfig, load_detector
 from tests.eval import load_script
 
@@ -42,8 +44,13 @@ def test_crack_segmentation_score_on_a_drawn_crack():
     truth = np.zeros_like(image, bool)
     cv2.line(image, (10, 10), (150, 100), 40, 3)
     truth[cv2.line(np.zeros_like(image), (10, 10), (150, 100), 1, 3) > 0] = True
-    result = cs.score(iter([("a", cv2.cvtColor(image, cv2.COLOR_GRAY2BGR), truth)]), cs.CONFIGS["default"])
-    assert result["images"] == 1 and result["f1"] > 0.7
+    sample = ("a", cv2.cvtColor(image, cv2.COLOR_GRAY2BGR), truth)
+    classical = cs.score(iter([sample]), partial(segment_cracks, config=cs.CONFIGS["default"]))
+    assert classical["images"] == 1 and classical["f1"] > 0.7
+    learned = cs.OnnxCrackSegmenter(cs.DEFAULT_MODEL)
+    assert cs.score(iter([sample]), learned)["f1"] > 0.8
+    sweep = cs.sweep(iter([sample]), learned)
+    assert set(sweep) == {str(t) for t in cs.SWEEP} and all(s["f1"] > 0.7 for s in sweep.values())
 
 
 def test_false_alarm_count_on_a_run(synth_run, tmp_path, detector):
