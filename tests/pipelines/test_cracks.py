@@ -1,6 +1,7 @@
 """The crack stage on a tiny synthetic run, the streaming accumulator, and loose-image masks."""
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -113,12 +114,18 @@ def test_run_without_camera_is_refused(synth_run, tmp_path):
         run_cracks(run, tmp_path / "out")
 
 
-def test_segment_cracks_writes_one_mask_per_image(tmp_path):
-    images = tmp_path / "images"
+def line_images(folder: Path) -> tuple[Path, np.ndarray]:
+    """``folder/images/a.jpg``: grey 160 x 120 with a dark 2 px crack across rows 60-70."""
+    images = folder / "images"
     images.mkdir()
     img = np.full((120, 160, 3), 120, np.uint8)
     cv2.line(img, (10, 60), (150, 70), (30, 30, 30), 2)
     cv2.imwrite(str(images / "a.jpg"), img)
+    return images, img
+
+
+def test_segment_cracks_writes_one_mask_per_image(tmp_path):
+    images, img = line_images(tmp_path)
     cv2.imwrite(str(images / "b.png"), img[:100, :90])
     (images / "broken.jpg").write_bytes(b"not an image")
     done = pavement_cli("segment-cracks", str(images), "--out", str(tmp_path / "masks"))
@@ -131,11 +138,7 @@ def test_segment_cracks_writes_one_mask_per_image(tmp_path):
 
 
 def test_segment_cracks_classical_option(tmp_path):
-    images = tmp_path / "images"
-    images.mkdir()
-    img = np.full((120, 160, 3), 120, np.uint8)
-    cv2.line(img, (10, 60), (150, 70), (30, 30, 30), 2)
-    cv2.imwrite(str(images / "a.png"), img)
+    images, _ = line_images(tmp_path)
     done = pavement_cli("segment-cracks", str(images), "--out", str(tmp_path / "m"), "--classical")
     assert done.returncode == 0, done.stderr
     assert cv2.imread(str(tmp_path / "m" / "a.png"), cv2.IMREAD_UNCHANGED)[55:75].max() == 255
