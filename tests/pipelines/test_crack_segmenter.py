@@ -107,11 +107,22 @@ def test_shipped_model_leaves_sound_asphalt_clear(segmenter):
     assert (mask > 0).mean() < 0.005
 
 
-@pytest.mark.parametrize("shape", [(77, 101), (9, 9), (480, 640, 3)])
+@pytest.mark.parametrize("shape", [(77, 101), (9, 9), (1, 1), (2, 3), (480, 640, 3)])
 def test_mask_has_the_image_size_whatever_it_is(segmenter, shape):
     image = np.full(shape, 120, np.uint8)
     mask = segmenter(image)
     assert mask.shape == shape[:2] and mask.dtype == np.uint8 and set(np.unique(mask)) <= {0, 255}
+
+
+def test_tiles_give_the_whole_image_result():
+    image = asphalt((300, 420), 6)
+    cv2.polylines(image, [np.array([[0, 20], [200, 160], [419, 290]], np.int32)], False, 60, 3)
+    cv2.line(image, (150, 0), (170, 299), 70, 2)
+    whole = OnnxCrackSegmenter(DEFAULT_MODEL).probability(image)
+    tiled = OnnxCrackSegmenter(DEFAULT_MODEL, LearnedSegmenterConfig(tile_px=128)).probability(image)
+    assert tiled.shape == whole.shape == (300, 420)
+    assert np.abs(tiled - whole).max() < 0.05  # seams: the margin covers the receptive field
+    assert ((tiled >= 0.5) != (whole >= 0.5)).mean() < 1e-3
 
 
 def test_missing_or_broken_model_is_a_clear_error(tmp_path):
