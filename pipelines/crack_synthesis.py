@@ -6,7 +6,7 @@ crack in, so that a background holds no unlabelled crack. The cracks are random 
 slowly drifting heading, jagged at the pixel scale, branching now and then, of a width that varies
 along them (1-28 px: a close-up photo's crack is wide, a top view's thin) and a darkness that
 varies too; alligator cracking is a loose network of such walks. They darken the photo
-multiplicatively, with a soft edge. Distractors that are not cracks: oil stains, shadows with hard
+multiplicatively, with a soft edge. Distractors that are not cracks: pits, oil stains, shadows with hard
 edges, and the photos' own paint, grain and patches.
 
 The mask is the crack's footprint widened to at least ``min_mask_px``: annotators of crack data
