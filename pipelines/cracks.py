@@ -42,7 +42,7 @@ from pavement.crack_mesh import (
     places_by_frame,
     survey_segments,
 )
-from pavement.crack_segmentation import CrackSegmenterConfig, segment_cracks
+from pavement.crack_segmentation import segment_cracks
 from pavement.errors import CalibrationError, ConfigError, ExportError, ImageUnreadable, InputError
 from pavement.frame_quality import (
     FrameQuality,
@@ -323,18 +323,18 @@ class SegmentCracksResult:
 def run_segment_cracks(
     image_dir: Path,
     out_dir: Path,
-    config: CrackSegmenterConfig | None = None,
     segmenter: CrackMaskFn | None = None,
 ) -> SegmentCracksResult:
     """One PNG mask per image of ``image_dir`` (same name, .png; same width and height;
-    0 = background, 255 = crack). Unreadable files are skipped and listed."""
+    0 = background, 255 = crack) by ``segmenter`` (default: the classical ``segment_cracks``).
+    Unreadable files are skipped and listed."""
     image_dir, out_dir = Path(image_dir), Path(out_dir)
     if not image_dir.is_dir():
         raise InputError(f"image folder {image_dir} does not exist; give a folder of JPEG/PNG images")
     paths = sorted(p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
         raise InputError(f"no images in {image_dir} (looked for {', '.join(IMAGE_SUFFIXES)})")
-    fn = segmenter or partial(segment_cracks, config=config or CrackSegmenterConfig())
+    fn = segmenter or segment_cracks
     out_dir.mkdir(parents=True, exist_ok=True)
     written, skipped = [], []
     for path in paths:

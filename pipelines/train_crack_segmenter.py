@@ -7,13 +7,14 @@ DeepCrack and CrackForest are never trained on (their licence allows evaluation 
 The network sees one grey channel, standardised per image (``pipelines.crack_model.prepare``), and
 gives a crack logit per pixel. Four levels of two 3x3 convolutions (batch norm, ReLU), max-pool
 down, bilinear up with skip connections: 0.39 M weights, so that it trains on two CPU cores
-and runs on a 2-core machine at tens of images a second.
+and runs on a 2-core machine in 0.1-0.2 s for a 544 x 384 image.
 
 The shipped model (``models/crack_unet.md``) was trained in two stages, narrow cracks first:
 
-    python -m pipelines.train_crack_segmenter --out work/crack_seg_a --synthesis narrow --steps 3000
-    python -m pipelines.train_crack_segmenter --out work/crack_seg_b --synthesis full --steps 2500 \
-        --lr 1e-3 --init work/crack_seg_a/last.pt
+    pavement train-crack-segmenter ../shared/data/rdd2022_china_motorbike --out work/crack_seg_a \
+        --synthesis narrow --steps 3000
+    pavement train-crack-segmenter ../shared/data/rdd2022_china_motorbike --out work/crack_seg_b \
+        --synthesis full --steps 2500 --lr 1e-3 --init work/crack_seg_a/last.pt
 
 Each writes ``last.pt``, ``crack_unet.onnx`` and ``train_report.json`` (settings, loss log, the
 validation scores on synthetic cracks over held-out photos, sha256) to its ``--out``.
@@ -62,8 +63,11 @@ def split_backgrounds(data: Path, block: int = 25, every: int = 5) -> dict[str, 
     images = sorted((data / "images").glob("*.jpg"))
     if not images:
         raise ConfigError(f"no RDD photos in {data / 'images'}")
-    val = [p for p in images if (file_number(p.name) // block) % every == 0]
-    return {"train": [p for p in images if p not in set(val)], "validation": val}
+    is_val = [(file_number(p.name) // block) % every == 0 for p in images]
+    return {
+        "train": [p for p, v in zip(images, is_val, strict=True) if not v],
+        "validation": [p for p, v in zip(images, is_val, strict=True) if v],
+    }
 
 
 def build_model(channels: tuple[int, ...]):
@@ -118,6 +122,8 @@ def batch_of(sampler: CrackSampler, rng: np.random.Generator, n: int):
 
 
 def train(config: SegTrainConfig, out: Path, progress: Callable[[int, int], None] | None = None) -> dict:
+    """Train; ``out/last.pt`` is saved every 500 steps and at the end. Returns the report's
+    training part (settings, split sizes, loss log, wall time)."""
     import torch
 
     torch.manual_seed(config.seed)
@@ -171,7 +177,6 @@ def train(config: SegTrainConfig, out: Path, progress: Callable[[int, int], None
         "machine": platform.processor() or platform.machine(),
         "log": log,
     }
-    (out / "train_report.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
 
 
