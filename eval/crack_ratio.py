@@ -36,21 +36,26 @@ from pipelines.synth import SynthConfig, run_synth
 REPO = Path(__file__).resolve().parents[1]
 BANDS = GENERAL_ROAD.crack_ratio_pct
 NOTES = (
-    "A cell seen by several frames takes the mean of its views' mesh-rule areas (was: its nearest view, "
-    "whose distance shrinks as the frames get denser while the segmenter finds cracks differently 2.5 and "
-    "5 m ahead). Tuning seeds 511-513: the nearest view read MAE 3.71 / 4.16 pp with a change of 4.1 pp "
-    "between 2.5 and 1.25 m spacing, the mean 3.93 / 3.81 pp and 1.7 pp. These held-out runs with the "
-    "nearest view: 4.94 / 4.71 pp, 区分 agreement 88.9 / 77.8 %, change 5.8 pp (2.5 / 1.25 m).",
-    "Spacing: every 5 m (the default, `pavement process` within its time limit) surveys ~60 % of the "
-    "lane's cells, every 2.5 m ~95 % (`--spacing-m 2.5`, ~16 % more processing time). Halving 5 m compares "
-    "different cells (60 against 95 % seen); halving 2.5 m compares the same cells seen more often "
-    "(`--spacing-m 2.5 --out eval/results/crack_ratio_2.5m.json`).",
-    "The top-view segmenter's seed threshold was tuned on seeds 511-513 (nearest view, 5 m spacing).",
-    "The pitch is refined from the lane lines' vanishing point (0.0-0.2 deg from the truth here; camera.json "
-    "is 1.5-1.9 deg off); roll (0.5-1.5 deg off) and yaw are taken from camera.json.",
-    "Remaining errors: a sound segment reads high (seed 502, 12 km + 400 m: road texture far ahead passes "
-    "for short cracks: 7.1 % read as 19.6-20.4 %, at the 区分 I / II line) and dense alligator meshes read "
-    "low (their 2-4.5 mm cracks are faint at 720p: 45.7 % read as 40.1-41.1 %, at the II / III line).",
+    "Cells are decided from views 2-4 m ahead only (CrackMeshConfig.max_distance_m; was 5 m) and frames "
+    "are analysed every 2 m or 5 m (below). Per-cell comparison with the scene's truth on the "
+    "tuning seeds 511-513 showed sound cells marked cracked 7-10 % of the time 2-3.5 m ahead but 33-40 % at "
+    "4-5 m, where a 720p frame pixel covers 13-20 mm of road along it: sound segments read +8 to +13 pp.",
+    "The top-view segmenter drops components shorter than 15 cm (bounding-box diagonal; road grain passed "
+    "the seed threshold as compact blobs), and its thresholds came down from 5 / 3 to 4 / 2.5 noise units; a "
+    "cell's pixels spreading more than 2 px (was 3) across their main axis count as two cracks.",
+    "Tuning used seeds 511-516 (18 full segments, frames every 2 m / 1 m): MAE 3.45 / 3.82 pp, "
+    "bias -2.6 / -3.1 pp, 区分 agreement 100 %, halving changes a segment by up to 1.4 pp, with the top "
+    "view reaching 5 m; 3.76 / 4.16 pp, bias -3.0 / -3.6 pp, 1.6 pp with it reaching 4.5 m "
+    "(RoadViewConfig.far_m, adopted: a third less work per frame). The previous settings on seeds "
+    "511-515 at the same spacing: 4.58 / 4.91 pp.",
+    "Every 5 m (the default: `pavement process` within its time limit; every 2 m took 2.59 x the "
+    "decode-only time on the 2 km 1080p bench run, limit 2.5) the 2-4 m band sees ~40 % of the cells, "
+    "in strips; every 2 m 75-99 % (`--spacing-m 2 --out eval/results/crack_ratio_2m.json`). The true "
+    "ratio of the cells seen every 5 m differs from the whole segment's by up to 3.8 pp (seeds 511-513, "
+    "old 2-5 m band), 1.4 pp every 2.5 m.",
+    "The pitch is refined from the lane lines' vanishing point; roll and yaw are taken from camera.json.",
+    "Remaining error: dense alligator meshes read 4-7 pp low (their 2-4.5 mm cracks are faint at 720p; a "
+    "cell with two cracks is read as one), so a segment just above 40 % can read as 区分 II.",
     "The truth counts patching and potholes by the mesh rule too; the stage maps cracks only (patching shows "
     "only through the cracks found along its seams).",
 )

@@ -4,11 +4,12 @@ One frame every ``spacing_m`` of travel, none while the car stands, plus a short
 burst of consecutive frames every ``burst_every_m`` (20 m): rut depth is measured per 20 m cross
 profile (MLIT 舗装点検要領), from the parallax between consecutive frames.
 
-The spacing trades coverage for time. The crack mesh maps the lane 2.5-5 m ahead of each frame:
-every 5 m (the default) surveys ~60 % of the lane's 0.5 m cells (the ratio is over the cells
-seen, and says its coverage), every 2.5 m ~95 %, at ~16 % more processing time
-(``pavement process --spacing-m 2.5``; bench/results/process_speed.md: 2.30 x decode time at
-5 m, 2.61 at 2.5 m, against a limit of 2.5 for the default).
+The spacing trades coverage for time. The crack mesh decides cells 2-4 m ahead of each frame
+(``pavement.crack_mesh.CrackMeshConfig.max_distance_m``): every 5 m (the default) surveys ~40 % of
+the lane's 0.5 m cells, in strips (the ratio is over the cells seen, and says its coverage); every
+2 m 75-99 %, depending on how the frames fall (``--spacing-m 2``). On the 2 km 1080p bench run,
+2 m took 2.59 x the decode-only time against 2.3 at 5 m and a limit of 2.5 (issue 7), so 5 m stays
+the default (eval/results/crack_ratio*.md for the accuracy at both).
 """
 
 from __future__ import annotations

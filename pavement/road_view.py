@@ -32,10 +32,10 @@ class RoadViewConfig:
 
     metres_per_px: float = 0.005  # 5 mm: a 2-10 mm crack is 1-2 px wide
     near_m: float = 2.0  # moved out to the nearest road the frame shows; raise it when the bonnet shows
-    # A 720p frame pixel covers d^2 / (f h) of road along it: ~3 mm at 2 m, ~20 mm at 5 m, ~80 mm at
-    # 10 m. Thin (2-5 mm) and transverse cracks fade beyond ~5 m, so farther road would bias the
-    # crack count low; frames every 2.5 m (or every 5 m at half coverage) suffice at this reach.
-    far_m: float = 5.0
+    # A 720p frame pixel covers d^2 / (f h) of road along it: ~3 mm at 2 m, ~13 mm at 4 m, ~80 mm at
+    # 10 m. The crack mesh decides cells up to 4 m ahead (CrackMeshConfig.max_distance_m); the half
+    # metre beyond gives the segmenter its context (the texture's noise is measured over 0.5 m).
+    far_m: float = 4.5
     width_m: float = 3.5  # one lane (MLIT surveys the lane)
     lateral_centre_m: float = 0.0  # centre of the view, left of the vehicle's centre line
 

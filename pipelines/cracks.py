@@ -6,7 +6,8 @@ rectified top view of the lane ahead (``pavement.road_view``) -> quality gate
 (``pavement.frame_quality``) -> crack mask on the top view (the classical segmenter by default;
 any ``CrackMaskFn`` drops in) -> 0.5 m cells in the vehicle frame (``pavement.crack_mesh``).
 After geotagging (``CrackAccumulator.finish``): cells placed on the route, each decided once
-from its best view, and per segment ``crack_ratio_pct``, ``coverage_pct`` and ``confidence``.
+from its views 2-4 m ahead (the mean of their mesh-rule areas), and per segment
+``crack_ratio_pct``, ``coverage_pct`` and ``confidence``.
 
 Patching and potholes from the damage detector are not added to the cells yet: the ratio counts
 cracks only (patching shows only as the cracks the segmenter finds along its seams).
