@@ -59,7 +59,8 @@ class CrackMeshConfig:
     # passes for cracks. Synthetic runs (seeds 511-513, each view's cells against the scene's truth):
     # sound cells marked cracked 7-10 % of the time 2-3.5 m ahead, 17 % at 3.5-4 m, 33-40 % at 4-5 m,
     # with cracked cells missed 14-19 % of the time at every distance. The top view reaches 0.5 m
-    # farther for the segmenter's context. Frames every 2 m (FramePlanConfig) cover the lane with it.
+    # farther for the segmenter's context. Frames every 2 m cover the lane with this band, every 5 m
+    # (the default spacing, pavement.frame_plan) ~40 % of it.
     max_distance_m: float = 4.0
 
     def __post_init__(self) -> None:

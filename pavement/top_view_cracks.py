@@ -47,7 +47,7 @@ class TopViewSegmenterConfig:
     noise_clip: float = 3.0  # texture values are clipped at this many view-wide noise units first
     highpass_sigma_px: float = 4.0  # texture = top view minus this blur
     # Tuned on synthetic 720p runs (tuning seeds 511-516, crack ratio per 100 m against truth.json,
-    # cells 2-4 m ahead, frames every 2 m; see eval/crack_ratio.py for the scan).
+    # cells 2-4 m ahead, frames every 2 m; figures in eval/crack_ratio.py's notes).
     seed_noise: float = 4.0  # seeds: relative response above this many noise units
     grow_noise: float = 2.5  # grown through connected pixels above this many
     min_noise: float = 0.0025  # floor of the noise unit (a flat, featureless band)

@@ -52,3 +52,15 @@ def test_bad_input():
     with pytest.raises(ConfigError):
         TopViewSegmenterConfig(seed_noise=2.0, grow_noise=3.0)
     assert segment_top_view(np.zeros((10, 10), np.uint8), np.zeros((10, 10), bool)).sum() == 0
+
+
+def test_a_short_dark_blob_is_grain_and_a_line_is_a_crack(view):
+    top = warp_road_view(render_road(camera(), [], seed=4), view).copy()
+    top[200:212, 300:308] = 40  # 6 x 4 cm: compact, above the area floor, shorter than 15 cm
+    top[300:302, 100:400] = 40  # 1 cm x 1.5 m: a crack
+    mask = segment_top_view(top, view.valid) > 0
+    assert not mask[190:222, 290:318].any()
+    assert mask[300:302, 120:380].mean() > 0.9
+    assert (
+        segment_top_view(top, view.valid, TopViewSegmenterConfig(min_length_px=0))[190:222, 290:318] > 0
+    ).any()
