@@ -47,20 +47,22 @@ from pavement.segments import Direction
 class CrackMeshConfig:
     """How a top-view crack mask becomes cell counts (pixel sizes at the top view's scale)."""
 
-    min_piece_px: int = 12  # a piece of crack smaller than this inside a cell is a corner clip or noise
+    # a piece of crack smaller than this inside a cell is noise (6 px = 3 cm; the mesh rule counts a
+    # crack that clips a cell's corner, and the segmenter has already judged the whole crack)
+    min_piece_px: int = 6
     bridge_px: int = 2  # gaps up to about twice this are closed first: a broken crack is one crack
     min_loop_px: int = 200  # a crack closing a loop around this much road is a mesh: two or more cracks
     # crack pixels of a cell spreading more than this across their main axis (std. dev.): two or
     # more cracks; less: one (see count_cracks)
-    max_spread_px: float = 2.0  # (3.0 read dense meshes 1 pp lower still: one of two cracks found)
+    max_spread_px: float = 1.5  # (3 and 2 read dense meshes low: one of two cracks found)
     min_seen_share: float = 0.95  # share of a cell's pixels that must be inside the frame
-    # Cells whose centre is farther ahead are not used. A 720p frame pixel covers d^2 / (f h) of road
-    # along it: 13 mm at 4 m, 20 mm at 5 m, where the top view is a 3-4x upsampled picture and grain
-    # passes for cracks. Synthetic runs (seeds 511-513, each view's cells against the scene's truth):
-    # sound cells marked cracked 7-10 % of the time 2-3.5 m ahead, 17 % at 3.5-4 m, 33-40 % at 4-5 m,
-    # with cracked cells missed 14-19 % of the time at every distance. The top view reaches 0.5 m
-    # farther for the segmenter's context. Frames every 2 m cover the lane with this band, every 5 m
-    # (the default spacing, pavement.frame_plan) ~40 % of it.
+    # Cells whose centre is farther ahead are not made (cell_grid). A 720p frame pixel covers
+    # d^2 / (f h) of road along it: 13 mm at 4 m, 20 mm at 5 m, where the top view is a 3-4x
+    # upsampled picture and grain passes for cracks. Synthetic runs (seeds 511-513, each view's
+    # cells against the scene's truth): sound cells marked cracked 7-10 % of the time 2-3.5 m
+    # ahead, 17 % at 3.5-4 m, 33-40 % at 4-5 m, with cracked cells missed 14-19 % of the time at
+    # every distance. The top view reaches 0.5 m farther for the segmenter's context. Frames every
+    # 2 m cover the lane with this band, every 5 m ~40 % of it (pavement.frame_plan).
     max_distance_m: float = 4.0
 
     def __post_init__(self) -> None:
@@ -90,15 +92,19 @@ class FrameCells:
         return int(self.seen.sum())
 
 
-def cell_grid(view: RoadView) -> tuple[np.ndarray, np.ndarray]:
+def cell_grid(view: RoadView, max_distance_m: float = math.inf) -> tuple[np.ndarray, np.ndarray]:
     """Top-view pixel edges of the cells: row edges (n + 1,) from far to near and column edges
-    (m + 1,), clipped to the view. Rows sit at whole multiples of 0.5 m ahead of the camera."""
+    (m + 1,), clipped to the view. Rows sit at whole multiples of 0.5 m ahead of the camera; rows
+    whose centre lies beyond ``max_distance_m`` are left out (the view above them is context)."""
     res = view.metres_per_px
-    k_far = math.floor(view.far_m / CELL_SIZE_M + 1e-9)
+    reach = view.far_m
+    if math.isfinite(max_distance_m):
+        reach = min(reach, CELL_SIZE_M * math.floor((max_distance_m + CELL_SIZE_M / 2) / CELL_SIZE_M + 1e-9))
+    k_far = math.floor(reach / CELL_SIZE_M + 1e-9)
     k_near = math.ceil(view.near_m / CELL_SIZE_M - 1e-9)
     x_edges = CELL_SIZE_M * np.arange(k_far, k_near - 1, -1)  # far to near
     rows = np.clip(np.round((view.far_m - x_edges) / res), 0, view.shape[0]).astype(int)
-    if view.far_m - x_edges[0] > 1e-9:  # a far partial cell
+    if reach - x_edges[0] > 1e-9:  # a far partial cell (the view ends before the next 0.5 m)
         rows = np.concatenate([[0], rows])
     if x_edges[-1] - view.near_m > 1e-9:  # a near partial cell
         rows = np.concatenate([rows, [view.shape[0]]])
@@ -163,7 +169,7 @@ def frame_cells(
     ``occluded`` (n, m) bool (``pavement.frame_quality.occluded_cells``) for single cells."""
     if crack_mask.shape != view.shape:
         raise ConfigError(f"crack mask {crack_mask.shape} does not match the top view {view.shape}")
-    rows, cols = cell_grid(view)
+    rows, cols = cell_grid(view, config.max_distance_m)
     res = view.metres_per_px
     forward = view.far_m - (rows[:-1] + rows[1:]) / 2 * res
     lateral = view.left_m - (cols[:-1] + cols[1:]) / 2 * res
@@ -175,10 +181,7 @@ def frame_cells(
     n, m = len(rows) - 1, len(cols) - 1
     counts = np.zeros((n, m), np.uint8)
     seen = np.zeros((n, m), bool)
-    near_enough = forward <= config.max_distance_m
     for i in range(n):
-        if not near_enough[i]:
-            continue
         r0, r1 = rows[i], rows[i + 1]
         # a partial cell (the view cut it) never counts as seen: it is not a whole 0.5 m cell
         whole = abs((r1 - r0) * res - CELL_SIZE_M) < 2 * res

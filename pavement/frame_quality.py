@@ -93,13 +93,26 @@ class FrameQuality:
         return self.reason is None
 
 
-def grey_median(values: np.ndarray) -> float:
-    """Median of uint8 grey values (any shape), from their histogram: exact for an odd count (the
-    lower middle value for an even one) and several times faster than ``np.median`` on a view."""
-    counts = np.bincount(np.asarray(values, np.uint8).ravel(), minlength=256)
-    if counts.sum() == 0:
+def grey_histogram(grey: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """Counts (256,) int64 of the uint8 grey values of ``grey`` (H, W), where ``mask`` (H, W) bool is
+    set (default: all); one pass, no copy of the selected pixels."""
+    m = None if mask is None else np.ascontiguousarray(mask, dtype=bool).view(np.uint8)
+    counts = cv2.calcHist([np.ascontiguousarray(grey, np.uint8)], [0], m, [256], [0, 256])
+    return counts.ravel().astype(np.int64)
+
+
+def histogram_median(counts: np.ndarray) -> float:
+    """Median grey of a histogram (256,): exact for an odd count, the lower middle value for an even one."""
+    total = int(counts.sum())
+    if total == 0:
         raise ConfigError("the median of no grey values is undefined")
-    return float(np.searchsorted(np.cumsum(counts), (int(counts.sum()) + 1) // 2))
+    return float(np.searchsorted(np.cumsum(counts), (total + 1) // 2))
+
+
+def grey_median(values: np.ndarray) -> float:
+    """Median of uint8 grey values (any shape), from their histogram (``histogram_median``): several
+    times faster than ``np.median`` on a view."""
+    return histogram_median(np.bincount(np.asarray(values, np.uint8).ravel(), minlength=256))
 
 
 def near_rows(height_px: int, config: FrameQualityConfig = FrameQualityConfig()) -> int:
@@ -124,9 +137,9 @@ def assess_frame(
     road_share = float(road.mean()) if road.size else 0.0
     if road_share < config.min_road_share:
         return FrameQuality(0.0, 0.0, 0.0, road_share, RejectReason.NO_ROAD, 0.0)
-    values = top_grey[road]
-    median = grey_median(values)
-    saturated = float(np.count_nonzero(values >= config.saturated_grey)) / values.size
+    counts = grey_histogram(top_grey, road)
+    median = histogram_median(counts)
+    saturated = float(counts[config.saturated_grey :].sum()) / float(counts.sum())
     # Laplacian of the near rows; pixels next to the edge of the frame's footprint left out
     n_rows = near_rows(top_grey.shape[0], config)
     near = top_grey[-n_rows:].astype(np.float32)

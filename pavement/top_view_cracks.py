@@ -33,7 +33,7 @@ import numpy as np
 
 from pavement.crack_segmentation import CrackSegmenterConfig, crack_response
 from pavement.errors import ConfigError
-from pavement.frame_quality import grey_median
+from pavement.frame_quality import grey_histogram, histogram_median
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ def segment_top_view(
         raise ConfigError(f"road mask {road.shape} does not match the top view {grey.shape}")
     if not road.any():
         return np.zeros(grey.shape, np.uint8)
-    median = grey_median(grey[road])
+    median = histogram_median(grey_histogram(grey, road))
     filled = np.where(road, grey, np.uint8(round(median)))
     f = filled.astype(np.float32)
     background = np.maximum(smooth(f, config.background_sigma_px), 1.0)
@@ -124,9 +124,8 @@ def segment_top_view(
     high = relative >= config.seed_noise * noise
     low = (relative >= config.grow_noise * noise).astype(np.uint8)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(low, connectivity=8)
-    keep = np.zeros(n, bool)
-    keep[np.unique(labels[high])] = True
+    keep = np.bincount(labels[high], minlength=n) > 0  # components holding a seed
     keep &= stats[:, cv2.CC_STAT_AREA] >= config.min_component_px
     keep &= np.hypot(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]) >= config.min_length_px
     keep[0] = False
-    return np.where(keep[labels], 255, 0).astype(np.uint8)
+    return np.where(keep, 255, 0).astype(np.uint8)[labels]

@@ -133,7 +133,7 @@ class CrackAccumulator:
         # the gate measures blur at the frame's sampling, in the middle of its near band
         n_near = near_rows(self.view.shape[0], config.quality)
         self._sampling = self.view.frame_px_per_view_px(self.view.shape[0] - n_near / 2)
-        self._grid = cell_grid(self.view)
+        self._grid = cell_grid(self.view, config.mesh.max_distance_m)
         waiting, self._waiting = self._waiting, []
         for frame_index, grey in waiting:
             self.push_top_view(frame_index, warp_road_view(grey, self.view))

@@ -172,9 +172,9 @@ def test_rejected_frames_contribute_no_cells():
     rejected = frame_cells(0, view_mask[: view.shape[0]], view, accepted=False)
     assert not rejected.seen.any() and rejected.crack_count.sum() == 0 and rejected.weight == 0.0
     accepted = frame_cells(0, mask, view)
-    # the farthest row (4-4.5 m) is beyond max_distance_m; the nearest is cut by the image's bottom edge
-    assert accepted.seen[1:-1].all()
-    assert accepted.forward_m[0] > 4.0 and not accepted.seen[0].any() and not accepted.seen[-1].any()
+    # no cells beyond max_distance_m (4 m); the nearest row is cut by the image's bottom edge
+    assert accepted.forward_m[0] == pytest.approx(3.75)
+    assert accepted.seen[:-1].all() and not accepted.seen[-1].any()
 
 
 def test_interpolated_places_between_geotagged_frames():

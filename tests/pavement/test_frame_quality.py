@@ -12,7 +12,9 @@ from pavement.frame_quality import (
     FrameQualityConfig,
     RejectReason,
     assess_frame,
+    grey_histogram,
     grey_median,
+    histogram_median,
     near_rows,
     occluded_cells,
 )
@@ -105,3 +107,15 @@ def test_an_occluder_in_front_of_part_of_the_road_leaves_its_cells_unseen():
 def test_grey_median_is_the_middle_value(n):
     values = np.random.default_rng(n).integers(0, 256, n).astype(np.uint8)
     assert grey_median(values) == np.sort(values)[(n - 1) // 2]
+
+
+def test_grey_histogram_counts_only_the_masked_pixels():
+    rng = np.random.default_rng(3)
+    grey = rng.integers(0, 256, (61, 47)).astype(np.uint8)
+    mask = rng.random((61, 47)) < 0.3
+    counts = grey_histogram(grey, mask)
+    assert np.array_equal(counts, np.bincount(grey[mask], minlength=256))
+    assert histogram_median(counts) == grey_median(grey[mask])
+    assert grey_histogram(grey).sum() == grey.size
+    with pytest.raises(ConfigError, match="no grey values"):
+        histogram_median(grey_histogram(grey, np.zeros_like(mask)))

@@ -34,12 +34,13 @@ def test_line_on_the_road_lands_in_the_right_cells():
     frame = render_road(cam, [((3.25, 1.0), (3.25, -1.0), 0.005)])
     top = warp_road_view(frame, view)
     cells = frame_cells(0, segment_top_view(top, view.valid), view)
-    assert cells.crack_count.shape == (5, 7)  # rows 5.0-2.5 m, 7 columns across 3.5 m
-    expected = np.zeros((5, 7), int)
-    expected[3, 1:6] = 1  # the row 3.5-3.0 m; columns 1.25..0.75 .. -0.75..-1.25 m
+    # rows 4.0-2.5 m (none beyond max_distance_m, the view above is context), 7 columns across 3.5 m
+    assert cells.crack_count.shape == (3, 7)
+    expected = np.zeros((3, 7), int)
+    expected[1, 1:6] = 1  # the row 3.5-3.0 m; columns 1.25..0.75 .. -0.75..-1.25 m
     assert np.array_equal(cells.crack_count, expected)
-    assert cells.seen[2:].all() and not cells.seen[:2].any()  # beyond 4 m (max_distance_m): not decided
-    assert cells.forward_m == pytest.approx([4.75, 4.25, 3.75, 3.25, 2.75])
+    assert cells.seen.all()
+    assert cells.forward_m == pytest.approx([3.75, 3.25, 2.75])
     assert cells.lateral_m == pytest.approx([1.5, 1.0, 0.5, 0.0, -0.5, -1.0, -1.5])
 
 
