@@ -37,9 +37,10 @@ REPO = Path(__file__).resolve().parents[1]
 BANDS = GENERAL_ROAD.crack_ratio_pct
 NOTES = (
     "Cells are decided from views 2-4 m ahead only (CrackMeshConfig.max_distance_m; was 5 m). Per-cell "
-    "comparison with the scene's truth on the tuning seeds 511-513 showed sound cells marked cracked 7-10 % "
-    "of the time 2-3.5 m ahead but 33-40 % at 4-5 m, where a 720p frame pixel covers 13-20 mm of road along "
-    "it: sound segments read +8 to +13 pp. The top view reaches 4.5 m (RoadViewConfig.far_m) for context.",
+    "comparison with the scene's truth on the tuning seeds 511-513 (eval/crack_cells.py) showed sound cells "
+    "marked cracked 7-10 % of the time 2-3.5 m ahead but 33-40 % at 4-5 m with the segmenter as it was "
+    "(23-26 % with it now), where a 720p frame pixel covers 13-20 mm of road along it: sound segments read "
+    "+8 to +13 pp. The top view reaches 4.5 m (RoadViewConfig.far_m) for context.",
     "The top-view segmenter drops components shorter than 15 cm (bounding-box diagonal; road grain passed "
     "the seed threshold as compact blobs), and its thresholds came down from 5 / 3 to 4 / 2.5 noise units. "
     "In a cell, crack pieces of 6 px (was 12) count, and pixels spreading more than 1.5 px (was 3) across "

@@ -58,11 +58,11 @@ class CrackMeshConfig:
     min_seen_share: float = 0.95  # share of a cell's pixels that must be inside the frame
     # Cells whose centre is farther ahead are not made (cell_grid). A 720p frame pixel covers
     # d^2 / (f h) of road along it: 13 mm at 4 m, 20 mm at 5 m, where the top view is a 3-4x
-    # upsampled picture and grain passes for cracks. Synthetic runs (seeds 511-513, each view's
-    # cells against the scene's truth): sound cells marked cracked 7-10 % of the time 2-3.5 m
-    # ahead, 17 % at 3.5-4 m, 33-40 % at 4-5 m, with cracked cells missed 14-19 % of the time at
-    # every distance. The top view reaches 0.5 m farther for the segmenter's context. Frames every
-    # 2 m cover the lane with this band, every 5 m ~40 % of it (pavement.frame_plan).
+    # upsampled picture and grain passes for cracks. eval/crack_cells.py (seeds 511-513, each
+    # frame's cells against the scene's): sound cells read as cracked 9-10 % of the time 2-3.5 m
+    # ahead, 15 % at 3.5-4 m, 23-26 % at 4-5 m (33-40 % with the segmenter before its length test).
+    # The top view reaches 0.5 m farther for the segmenter's context. Frames every 2 m cover the
+    # lane with this band, every 5 m ~40 % of it (pavement.frame_plan).
     max_distance_m: float = 4.0
 
     def __post_init__(self) -> None:

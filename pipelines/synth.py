@@ -157,24 +157,8 @@ def run_synth(
     wall0 = time.perf_counter()
     out_dir = Path(out_dir)
     _prepare(out_dir)
-    seeds = np.random.SeedSequence(config.seed).spawn(7)  # a 7th stream leaves the first six as they were
-    rng_route, rng_scene, rng_camera, rng_drive, rng_gps, rng_accel, rng_depth = (
-        np.random.default_rng(s) for s in seeds
-    )
-
-    spec = RouteSpec(config.start_kp_km, config.start_offset_m, config.length_m, config.direction)
-    route = build_route(spec, rng_route)
-    post_m = {p.kp_km: p.chainage_m for p in route.posts}
-    run_from, run_to = run_range_m(spec, np.array([post_m.get(k, np.nan) for k in range(max(post_m) + 1)]))
-    scene = build_scene(
-        route,
-        run_from,
-        run_to,
-        config.direction,
-        rng_scene,
-        config.seed,
-        surface_damage=config.surface_damage,
-    )
+    rng_route, rng_scene, rng_camera, rng_drive, rng_gps, rng_accel, rng_depth = _streams(config.seed)
+    route, scene, run_from = _route_and_scene(config, rng_route, rng_scene)
 
     intrinsics = CameraIntrinsics.from_fov(config.width_px, config.height_px, config.hfov_deg)
     nominal = CameraProfile(
@@ -355,6 +339,38 @@ def run_synth(
 # ---------------------------------------------------------------------------------------------
 # Writers
 # ---------------------------------------------------------------------------------------------
+
+
+def _streams(seed: int) -> list[np.random.Generator]:
+    """The run's random streams: route, scene, camera, drive, GPS, accelerometer, depth (a 7th
+    stream left the first six as they were)."""
+    return [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(7)]
+
+
+def _route_and_scene(
+    config: SynthConfig, rng_route: np.random.Generator, rng_scene: np.random.Generator
+) -> tuple[Route, Scene, float]:
+    spec = RouteSpec(config.start_kp_km, config.start_offset_m, config.length_m, config.direction)
+    route = build_route(spec, rng_route)
+    post_m = {p.kp_km: p.chainage_m for p in route.posts}
+    run_from, run_to = run_range_m(spec, np.array([post_m.get(k, np.nan) for k in range(max(post_m) + 1)]))
+    scene = build_scene(
+        route,
+        run_from,
+        run_to,
+        config.direction,
+        rng_scene,
+        config.seed,
+        surface_damage=config.surface_damage,
+    )
+    return route, scene, run_from
+
+
+def synth_scene(config: SynthConfig) -> Scene:
+    """The scene ``run_synth(out_dir, config)`` renders (its defects, in route chainage), rebuilt
+    without rendering: for evaluations that compare a stage with the road cell by cell."""
+    rng_route, rng_scene, *_ = _streams(config.seed)
+    return _route_and_scene(config, rng_route, rng_scene)[1]
 
 
 def _prepare(out_dir: Path) -> None:
